@@ -1,0 +1,180 @@
+"""What each upstream model accepts: one entry a model, and the size rule.
+
+Pure data and pure functions, with no Django imports, so that the form, the service module and
+the simulator all read the same rules.
+"""
+
+import re
+from dataclasses import dataclass
+
+ACE = "ace"
+OPENAI = "openai"
+
+# gpt-image-2's custom sizes (images-edits-api.txt, plus upstream-notes.md's minimum and ratio).
+SIZE_MULTIPLE = 16
+MAX_SIDE = 3840
+MAX_PIXELS = 8_294_400
+MIN_PIXELS = 655_360
+MAX_RATIO = 3
+
+# The reference's table of recommended sizes: aspect ratio -> (1K, 2K, 4K).
+RECOMMENDED_SIZES = {
+    "1:1": ("1024x1024", "2048x2048", "2880x2880"),
+    "4:3": ("1536x1024", "2048x1536", "3264x2448"),
+    "3:4": ("1024x1536", "1536x2048", "2448x3264"),
+    "16:9": ("1792x1024", "2048x1152", "3840x2160"),
+    "9:16": ("1024x1792", "1152x2048", "2160x3840"),
+}
+
+_SIZE_PATTERN = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+
+
+@dataclass(frozen=True)
+class ImageModel:
+    name: str
+    family: str  # "dall-e", "gpt-image" or "nano-banana"
+    max_inputs: int
+    max_prompt_chars: int
+    native_n: bool
+    # None: any WIDTHxHEIGHT that passes the custom size rule; (): no size parameter at all.
+    sizes: tuple[str, ...] | None
+    flavours: frozenset[str]
+    deprecated: bool = False
+    credits: float | None = None
+
+    @property
+    def takes_size(self) -> bool:
+        return self.sizes != ()
+
+    @property
+    def takes_only_model_prompt_image(self) -> bool:
+        """The nano-banana adaptation layer ignores everything but model, prompt and image."""
+        return self.family == "nano-banana"
+
+    @property
+    def is_gpt_image(self) -> bool:
+        return self.family == "gpt-image"
+
+
+_GPT_IMAGE_1_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
+
+MODELS: dict[str, ImageModel] = {
+    m.name: m
+    for m in [
+        ImageModel(
+            name="gpt-image-2",
+            family="gpt-image",
+            max_inputs=16,
+            max_prompt_chars=32_000,
+            native_n=False,
+            sizes=None,
+            flavours=frozenset({ACE, OPENAI}),
+        ),
+        ImageModel(
+            name="gpt-image-1.5",
+            family="gpt-image",
+            max_inputs=16,
+            max_prompt_chars=32_000,
+            native_n=False,
+            sizes=_GPT_IMAGE_1_SIZES,
+            flavours=frozenset({ACE, OPENAI}),
+            deprecated=True,
+        ),
+        ImageModel(
+            name="gpt-image-1",
+            family="gpt-image",
+            max_inputs=16,
+            max_prompt_chars=32_000,
+            native_n=False,
+            sizes=_GPT_IMAGE_1_SIZES,
+            flavours=frozenset({ACE, OPENAI}),
+        ),
+        ImageModel(
+            name="dall-e-2",
+            family="dall-e",
+            max_inputs=1,
+            max_prompt_chars=1_000,
+            native_n=True,
+            sizes=("256x256", "512x512", "1024x1024"),
+            flavours=frozenset({ACE}),
+            deprecated=True,
+        ),
+        ImageModel(
+            name="nano-banana",
+            family="nano-banana",
+            max_inputs=16,
+            max_prompt_chars=32_000,
+            native_n=False,
+            sizes=(),
+            flavours=frozenset({ACE}),
+            credits=0.14,
+        ),
+        ImageModel(
+            name="nano-banana-2",
+            family="nano-banana",
+            max_inputs=16,
+            max_prompt_chars=32_000,
+            native_n=False,
+            sizes=(),
+            flavours=frozenset({ACE}),
+            credits=0.28,
+        ),
+        ImageModel(
+            name="nano-banana-pro",
+            family="nano-banana",
+            max_inputs=16,
+            max_prompt_chars=32_000,
+            native_n=False,
+            sizes=(),
+            flavours=frozenset({ACE}),
+            credits=0.35,
+        ),
+    ]
+}
+
+DEFAULT_MODEL = "gpt-image-2"
+
+
+def parse_size(size: str) -> tuple[int, int] | None:
+    """(width, height) for a WIDTHxHEIGHT size, None for anything else."""
+    match = _SIZE_PATTERN.match(size)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def size_error(model: ImageModel, size: str) -> str | None:
+    """Why `size` breaks the model's size rule, in plain words; None if it is fine."""
+    if not model.takes_size:
+        return None
+    if model.sizes is not None:
+        if size in model.sizes or size == "":  # empty: the model's default size
+            return None
+        return f"{model.name} accepts these sizes only: {', '.join(model.sizes)}."
+    return custom_size_error(size)
+
+
+def custom_size_error(size: str) -> str | None:
+    """The gpt-image-2 rule: auto, empty, or WIDTHxHEIGHT within the upstream's bounds."""
+    if size in ("", "auto"):
+        return None
+    parsed = parse_size(size)
+    if parsed is None:
+        return "Size must be auto or WIDTHxHEIGHT in pixels, like 1024x1536."
+    width, height = parsed
+    if width == 0 or height == 0:
+        return "Width and height must be greater than zero."
+    off = [str(side) for side in (width, height) if side % SIZE_MULTIPLE]
+    if off:
+        return (
+            f"Width and height must be multiples of {SIZE_MULTIPLE} "
+            f"({' and '.join(off)} {'is' if len(off) == 1 else 'are'} not)."
+        )
+    if max(width, height) > MAX_SIDE:
+        return f"The longer side can be at most {MAX_SIDE} pixels ({max(width, height)} is more)."
+    pixels = width * height
+    if pixels > MAX_PIXELS:
+        return f"At most {MAX_PIXELS:,} pixels in total ({size} is {pixels:,})."
+    if pixels < MIN_PIXELS:
+        return f"At least {MIN_PIXELS:,} pixels in total ({size} is {pixels:,})."
+    if max(width, height) > MAX_RATIO * min(width, height):
+        return f"The longer side can be at most {MAX_RATIO} times the shorter side."
+    return None
