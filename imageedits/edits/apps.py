@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class EditsConfig(AppConfig):
+    name = "imageedits.edits"
+    verbose_name = "Edits"

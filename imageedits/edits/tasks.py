@@ -1,0 +1,16 @@
+"""Background work. Tasks take primary keys and are idempotent: the edit's own record says what
+is left to do, so a task that runs twice, or after its edit finished, does nothing."""
+
+from django.tasks import task
+
+from . import services
+
+
+@task
+def run_edit(edit_id: int) -> None:
+    services.run_edit(edit_id)
+
+
+@task
+def check_edit(edit_id: int) -> None:
+    services.check_edit(edit_id)

@@ -1,0 +1,458 @@
+"""The only code that speaks HTTP to the images edits API.
+
+It turns an edit into the upstream request for the configured flavour, sends it with one reused
+httpx client, and turns every answer into data (EditAnswer, Submitted) or an UpstreamError
+carrying a message for the user. See ../shared/reference/images-edits-api.txt and
+upstream-notes.md for the two flavours:
+
+- "ace" (Ace Data Cloud, and the simulator): JSON with image URLs or multipart; answers `url` or
+  `b64_json`; `callback_url` mode; a task query endpoint.
+- "openai" (api.openai.com): multipart only, so URL inputs are downloaded and uploaded as files;
+  GPT image models always answer `b64_json` and refuse `response_format`; no callbacks.
+"""
+
+import base64
+import binascii
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import httpx
+from django.conf import settings
+
+from . import catalog, fetch
+
+logger = logging.getLogger(__name__)
+
+ACE = catalog.ACE
+OPENAI = catalog.OPENAI
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+MAX_MESSAGE_CHARS = 300
+
+
+# --- What goes in and what comes out ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputFile:
+    filename: str
+    content: bytes
+    content_type: str
+
+
+@dataclass
+class EditRequest:
+    model: str
+    prompt: str
+    size: str = ""
+    # In order; each an image URL or the bytes of an image.
+    images: list[str | InputFile] = field(default_factory=list)
+    callback_url: str = ""
+
+
+@dataclass(frozen=True)
+class ResultData:
+    b64_json: str = ""
+    url: str = ""
+    revised_prompt: str = ""
+
+
+@dataclass(frozen=True)
+class EditAnswer:
+    images: list[ResultData]
+    task_id: str = ""
+    trace_id: str = ""
+    elapsed: float | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The upstream took the edit and will POST the result to the callback URL."""
+
+    task_id: str
+    trace_id: str = ""
+
+
+# --- Errors -----------------------------------------------------------------------------------
+
+
+class UpstreamError(Exception):
+    """Anything that went wrong upstream, with a message fit to show the user."""
+
+    retryable = False
+    default_message = "The image service could not complete this edit."
+
+    def __init__(
+        self, message: str = "", *, code: str = "", status: int | None = None, trace_id: str = ""
+    ) -> None:
+        self.message = message or self.default_message
+        self.code = code or "upstream_error"
+        self.status = status
+        self.trace_id = trace_id
+        super().__init__(self.message)
+
+
+class RequestRejected(UpstreamError):
+    default_message = "The image service rejected the request."
+
+
+class AuthenticationFailed(UpstreamError):
+    default_message = (
+        "The image service did not accept this app's API key. An administrator needs to check "
+        "the OPENAI_API_KEY setting."
+    )
+
+
+class BalanceExhausted(UpstreamError):
+    default_message = (
+        "The image service account has run out of credit. An administrator needs to top up the "
+        "balance before more edits can run."
+    )
+
+
+class AccountDisabled(UpstreamError):
+    default_message = "The image service has disabled this app's account. Contact its support."
+
+
+class ModerationRefused(UpstreamError):
+    default_message = (
+        "The image service refused this edit under its content rules. Change the instruction "
+        "or the images and try again."
+    )
+
+
+class RateLimited(UpstreamError):
+    retryable = True
+    default_message = (
+        "The image service is receiving too many requests right now. Try again in a minute."
+    )
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None, **kwargs) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class ServiceError(UpstreamError):
+    retryable = True
+    default_message = "The image service had an internal error. Try again in a moment."
+
+
+class ServiceTimeout(UpstreamError):
+    retryable = True
+    default_message = "The image service took too long to answer."
+
+
+class ServiceUnreachable(UpstreamError):
+    retryable = True
+    default_message = "The image service could not be reached. Try again in a moment."
+
+
+class MalformedAnswer(UpstreamError):
+    default_message = "The image service sent an answer that could not be understood."
+
+
+class TaskUnknown(UpstreamError):
+    default_message = "The image service has no record of this edit."
+
+
+# Error codes of both flavours -> the exception that explains them.
+ERROR_CODES: dict[str, type[UpstreamError]] = {
+    # Ace Data Cloud
+    "bad_request": RequestRejected,
+    "token_mismatched": RequestRejected,
+    "api_not_implemented": RequestRejected,
+    "invalid_token": AuthenticationFailed,
+    "token_expired": AuthenticationFailed,
+    "no_token": AuthenticationFailed,
+    "forbidden": ModerationRefused,
+    "used_up": BalanceExhausted,
+    "disabled": AccountDisabled,
+    "too_many_requests": RateLimited,
+    "api_error": ServiceError,
+    "timeout": ServiceTimeout,
+    # OpenAI
+    "invalid_api_key": AuthenticationFailed,
+    "moderation_blocked": ModerationRefused,
+    "insufficient_quota": BalanceExhausted,
+    "billing_hard_limit_reached": BalanceExhausted,
+    "rate_limit_exceeded": RateLimited,
+    "server_error": ServiceError,
+}
+
+# When an error body names no code we know, the HTTP status decides.
+ERROR_STATUSES: dict[int, type[UpstreamError]] = {
+    400: RequestRejected,
+    401: AuthenticationFailed,
+    402: BalanceExhausted,
+    403: ModerationRefused,
+    404: RequestRejected,
+    408: ServiceTimeout,
+    413: RequestRejected,
+    422: RequestRejected,
+    429: RateLimited,
+    504: ServiceTimeout,
+}
+
+# Upstream messages worth passing on: they explain what to change in the request.
+_SHOWS_UPSTREAM_MESSAGE = (RequestRejected,)
+
+
+def error_from_response(
+    status: int, body: bytes, headers: httpx.Headers | None = None
+) -> UpstreamError:
+    """Map an error answer of either flavour to its exception."""
+    code, message, trace_id = "", "", ""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict):
+            code = str(error.get("code") or error.get("type") or "")
+            message = str(error.get("message") or "")
+        elif isinstance(error, str):
+            message = error
+        trace_id = str(payload.get("trace_id") or "")
+    return make_error(code, message, status=status, trace_id=trace_id, headers=headers)
+
+
+def make_error(
+    code: str,
+    upstream_message: str,
+    *,
+    status: int | None = None,
+    trace_id: str = "",
+    headers: httpx.Headers | None = None,
+) -> UpstreamError:
+    cls = ERROR_CODES.get(code)
+    if cls is None and status is not None:
+        cls = ERROR_STATUSES.get(status, ServiceError if status >= 500 else UpstreamError)
+    cls = cls or UpstreamError
+    message = ""
+    if cls in _SHOWS_UPSTREAM_MESSAGE and upstream_message:
+        message = f"The image service rejected the request: {upstream_message[:MAX_MESSAGE_CHARS]}"
+    error_code = code or (f"http_{status}" if status else "upstream_error")
+    kwargs = {"code": error_code, "status": status, "trace_id": trace_id}
+    if cls is RateLimited:
+        return RateLimited(message, retry_after=_retry_after(headers), **kwargs)
+    return cls(message, **kwargs)
+
+
+def _retry_after(headers: httpx.Headers | None) -> float | None:
+    if not headers:
+        return None
+    try:
+        if "retry-after-ms" in headers:
+            return float(headers["retry-after-ms"]) / 1000
+        if "retry-after" in headers:
+            return float(headers["retry-after"])
+    except ValueError:
+        return None
+    return None
+
+
+# --- The client -------------------------------------------------------------------------------
+
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def client() -> httpx.Client:
+    """One client for the process: connections are pooled and reused across edits."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(
+                timeout=httpx.Timeout(
+                    connect=10.0, read=settings.UPSTREAM_TIMEOUT, write=60.0, pool=10.0
+                ),
+                follow_redirects=False,
+                headers={"User-Agent": "imageedits/0.1"},
+            )
+        return _client
+
+
+def flavour() -> str:
+    if settings.OPENAI_FLAVOUR in (ACE, OPENAI):
+        return settings.OPENAI_FLAVOUR
+    return OPENAI if "api.openai.com" in settings.OPENAI_BASE_URL else ACE
+
+
+def supports_callbacks() -> bool:
+    return flavour() == ACE
+
+
+def _auth_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.OPENAI_API_KEY}"}
+
+
+def build_request(request: EditRequest, for_flavour: str) -> dict:
+    """The keyword arguments for httpx: `json=` or `data=`/`files=`, per model and input kind."""
+    model = catalog.MODELS[request.model]
+    fields: dict[str, str] = {"model": model.name, "prompt": request.prompt}
+    if model.takes_size and request.size and not model.takes_only_model_prompt_image:
+        fields["size"] = request.size
+    if request.callback_url and for_flavour == ACE:
+        fields["callback_url"] = request.callback_url
+    images = request.images
+    if for_flavour == ACE and all(isinstance(image, str) for image in images):
+        return {"json": {**fields, "image": images[0] if len(images) == 1 else images}}
+    name = "image" if len(images) == 1 else "image[]"
+    parts = []
+    for image in images:
+        if isinstance(image, str):
+            if for_flavour == OPENAI:
+                raise ValueError("URL inputs must be downloaded before an OpenAI request")
+            parts.append((name, (None, image)))
+        else:
+            parts.append((name, (image.filename, image.content, image.content_type)))
+    return {"data": fields, "files": parts}
+
+
+def _download_inputs(request: EditRequest) -> EditRequest:
+    """OpenAI takes no image URLs: fetch them here (safely) and send their bytes."""
+    images: list[str | InputFile] = []
+    for position, image in enumerate(request.images):
+        if isinstance(image, str):
+            try:
+                fetched = fetch.fetch_image(image)
+            except fetch.FetchRefused as error:
+                raise RequestRejected(
+                    f"Input image {position + 1}: {error}", code="input_fetch_failed"
+                ) from error
+            image = InputFile(
+                f"input-{position + 1}.{fetched.extension}", fetched.content, fetched.content_type
+            )
+        images.append(image)
+    return EditRequest(request.model, request.prompt, request.size, images, request.callback_url)
+
+
+def submit(request: EditRequest) -> EditAnswer | Submitted:
+    """Send one edit. With a callback URL (ace flavour) the answer is Submitted at once."""
+    current = flavour()
+    if current == OPENAI:
+        request = _download_inputs(request)
+    response = _post("/images/edits", **build_request(request, current))
+    payload = _json(response)
+    if request.callback_url and current == ACE and "data" not in payload:
+        task_id = str(payload.get("task_id") or "")
+        if not task_id:
+            raise MalformedAnswer(
+                "The image service accepted the edit but gave no task id.", code="malformed_answer"
+            )
+        return Submitted(task_id, str(payload.get("trace_id") or ""))
+    return parse_answer(payload)
+
+
+def retrieve_task(task_id: str) -> EditAnswer | None:
+    """Ask the task query endpoint; None while the upstream is still working."""
+    response = _post("/tasks", json={"action": "retrieve", "id": task_id})
+    record = _json(response)
+    if not record:
+        raise TaskUnknown(code="task_unknown")
+    if not record.get("finished_at"):
+        return None
+    answer = record.get("response")
+    if not isinstance(answer, dict):
+        raise MalformedAnswer(
+            "The image service's task record holds no answer.", code="malformed_answer"
+        )
+    return parse_answer({"task_id": task_id, **answer})
+
+
+def parse_answer(payload: dict) -> EditAnswer:
+    """Both answer shapes: the synchronous answer and the callback payload (data nested)."""
+    if payload.get("success") is False or isinstance(payload.get("error"), dict):
+        error = payload.get("error") or {}
+        raise make_error(
+            str(error.get("code") or "api_error"),
+            str(error.get("message") or ""),
+            trace_id=str(payload.get("trace_id") or ""),
+        )
+    data = payload.get("data")
+    if isinstance(data, dict):  # the callback payload wraps the answer once more
+        data = data.get("data")
+    if not isinstance(data, list) or not data:
+        raise MalformedAnswer(
+            "The image service answered without any image.",
+            code="no_image",
+            trace_id=str(payload.get("trace_id") or ""),
+        )
+    images = []
+    for item in data:
+        if not isinstance(item, dict) or not (item.get("b64_json") or item.get("url")):
+            raise MalformedAnswer(
+                "The image service answered with an empty image.", code="no_image"
+            )
+        images.append(
+            ResultData(
+                b64_json=str(item.get("b64_json") or ""),
+                url=str(item.get("url") or ""),
+                revised_prompt=str(item.get("revised_prompt") or ""),
+            )
+        )
+    elapsed = payload.get("elapsed")
+    return EditAnswer(
+        images=images,
+        task_id=str(payload.get("task_id") or ""),
+        trace_id=str(payload.get("trace_id") or ""),
+        elapsed=float(elapsed) if isinstance(elapsed, int | float) else None,
+    )
+
+
+def result_bytes(result: ResultData) -> bytes:
+    """The image of one result: decoded from base64, or downloaded before its URL expires."""
+    if result.b64_json:
+        try:
+            return base64.b64decode(result.b64_json, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise MalformedAnswer(
+                "The image service sent image data that is not valid.", code="bad_image_data"
+            ) from error
+    try:
+        with client().stream("GET", result.url) as response:
+            if response.status_code != 200:
+                raise MalformedAnswer(
+                    f"The result image could not be downloaded from the image service "
+                    f"(HTTP {response.status_code}); its link may have expired.",
+                    code="result_unavailable",
+                )
+            chunks, total = [], 0
+            for chunk in response.iter_bytes():
+                total += len(chunk)
+                if total > MAX_RESULT_BYTES:
+                    raise MalformedAnswer(
+                        "The result image is larger than this app accepts.", code="result_too_large"
+                    )
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as error:
+        raise ServiceUnreachable(
+            "The result image could not be downloaded from the image service.",
+            code="result_unavailable",
+        ) from error
+
+
+def _post(path: str, **kwargs) -> httpx.Response:
+    url = settings.OPENAI_BASE_URL + path
+    try:
+        response = client().post(url, headers=_auth_headers(), **kwargs)
+    except httpx.TimeoutException as error:
+        raise ServiceTimeout(code="timeout") from error
+    except httpx.HTTPError as error:
+        raise ServiceUnreachable(code="unreachable") from error
+    if response.status_code >= 400:
+        raise error_from_response(response.status_code, response.content, response.headers)
+    return response
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        payload = response.json()
+    except ValueError as error:
+        raise MalformedAnswer(code="malformed_answer") from error
+    if not isinstance(payload, dict):
+        raise MalformedAnswer(code="malformed_answer")
+    return payload

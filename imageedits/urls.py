@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+from django.views.generic import RedirectView
+
+from imageedits.edits import views
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="edit-new"), name="home"),
+    path("edits/new/", views.new, name="edit-new"),
+    path("edits/<int:edit_id>/", views.detail, name="edit-detail"),
+    path("edits/<int:edit_id>/status/", views.status, name="edit-status"),
+    path(
+        "edits/<int:edit_id>/<str:kind>/<int:position>/",
+        views.image,
+        name="edit-image",
+    ),
+    path("hooks/edits/<int:edit_id>/<str:secret>/", views.callback, name="edit-callback"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,119 @@
+import io
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from PIL import Image
+
+from imageedits.simulator import SimulatorServer
+
+# Playwright's sync API keeps an event loop running in the main thread; Django's ORM refuses to
+# run there unless told it is safe, which it is: nothing else runs in that loop.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+SIMULATOR_TOKEN = "sk-test-simulator"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    """The offline upstream, a real HTTP server on a free port."""
+    server = SimulatorServer(host="127.0.0.1", port=0, token=SIMULATOR_TOKEN)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _app_settings(settings, simulator, tmp_path):
+    simulator.reset()
+    settings.OPENAI_BASE_URL = f"{simulator.url}/openai"
+    settings.OPENAI_API_KEY = SIMULATOR_TOKEN
+    settings.OPENAI_FLAVOUR = ""
+    settings.PUBLIC_BASE_URL = ""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.IMAGE_FETCH_ALLOWED_HOSTS = [simulator.url.split("://", 1)[1]]
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def make_png(width=64, height=48, color=(200, 40, 40), image_format="PNG") -> bytes:
+    """A small image with a distinct left half, so edits that move pixels are visible."""
+    image = Image.new("RGB", (width, height), color)
+    for x in range(width // 2):
+        for y in range(height):
+            image.putpixel((x, y), (20, 120, 220))
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", "alice@example.com", "alice-password")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", "bob@example.com", "bob-password")
+
+
+@pytest.fixture
+def stored_files(settings):
+    """Every file under MEDIA_ROOT, relative paths, to check nothing is left behind."""
+
+    def list_files() -> list[str]:
+        root = Path(settings.MEDIA_ROOT)
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+    return list_files
+
+
+@pytest.fixture
+def worker(transactional_db):
+    """django-tasks-db's own worker, running in a thread against the test database."""
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    db_worker = Worker(
+        queue_names=["default"], interval=0.1, batch=False, backend_name="default",
+        startup_delay=False, max_tasks=None, worker_id="test-worker", excluded_queue_names=[],
+    )  # fmt: skip
+
+    def run() -> None:
+        try:
+            db_worker.run()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield db_worker
+    db_worker.running = False
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not at {CHROMIUM}: install Debian's chromium package.")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            ],
+        )  # fmt: skip
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url)
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()

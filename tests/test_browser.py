@@ -1,0 +1,146 @@
+"""A person in Chromium: log in, give an image and an instruction, submit, and watch the edited
+image appear on the same page without reloading it."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from imageedits.edits.models import Edit
+
+from .conftest import make_png
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page, username="alice", password="alice-password"):
+    page.goto("/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="New edit")).to_be_visible()
+
+
+def mark_page(page):
+    """A flag that only survives while the page is not reloaded."""
+    page.evaluate("window.notReloaded = true")
+
+
+def test_upload_a_png_submit_and_see_the_edited_image_without_a_reload(
+    page, alice, worker, simulator, live_server, settings
+):
+    settings.PUBLIC_BASE_URL = live_server.url  # callbacks, as under `make run`
+    simulator.config.latency = 1.5
+    log_in(page)
+
+    page.get_by_label("Images").set_input_files(
+        {"name": "cat.png", "mimeType": "image/png", "buffer": make_png(320, 240)}
+    )
+    expect(page.get_by_text("cat.png")).to_be_visible()
+    page.get_by_label("Instruction").fill("Make it black and white")
+    page.get_by_label("Model").select_option("gpt-image-2")
+    page.get_by_label("Size").fill("1024x1024")
+    page.get_by_role("button", name="Submit edit").click()
+
+    expect(page).to_have_url(re.compile(r"/edits/\d+/$"))
+    mark_page(page)
+    expect(page.get_by_text(re.compile("Queued|Running"))).to_be_visible()
+    result = page.get_by_role("img", name="Edited image 1")
+    expect(result).to_be_visible(timeout=20_000)
+    expect(page.get_by_text(re.compile(r"Done in [\d.]+ s"))).to_be_visible()
+    assert page.evaluate("window.notReloaded") is True
+    assert result.evaluate("image => image.naturalWidth") == 1024
+
+    edit = Edit.objects.get()
+    assert edit.status == Edit.Status.SUCCEEDED and edit.upstream_task_id
+    with edit.results.get().file.open("rb") as handle:
+        from PIL import Image
+
+        pixel = Image.open(handle).convert("RGB").getpixel((500, 500))
+    assert pixel[0] == pixel[1] == pixel[2]
+
+
+def test_an_image_url_edit_shows_its_result(page, alice, worker, simulator):
+    simulator.config.latency = 1.0
+    log_in(page)
+
+    page.get_by_label("Image URLs").fill(f"{simulator.url}/samples/landscape.png")
+    page.get_by_label("Instruction").fill("Mirror it")
+    page.get_by_role("button", name="Submit edit").click()
+
+    expect(page).to_have_url(re.compile(r"/edits/\d+/$"))
+    mark_page(page)
+    expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=20_000)
+    assert page.evaluate("window.notReloaded") is True
+    expect(page.get_by_role("link", name="samples/landscape.png")).to_be_visible()
+    assert Edit.objects.get().results.get().width == 1024
+
+
+def test_an_upstream_refusal_is_shown_in_plain_words(page, alice, worker, simulator):
+    log_in(page)
+    page.get_by_label("Images").set_input_files(
+        {"name": "a.png", "mimeType": "image/png", "buffer": make_png()}
+    )
+    page.get_by_label("Instruction").fill("make it nsfw")
+    page.get_by_role("button", name="Submit edit").click()
+    expect(page.get_by_role("alert")).to_contain_text(
+        "refused this edit under its content rules", timeout=20_000
+    )
+
+
+def test_a_file_that_is_not_an_image_is_refused_in_the_form(page, alice, stored_files):
+    log_in(page)
+    page.get_by_label("Images").set_input_files(
+        {"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image at all"}
+    )
+    page.get_by_label("Instruction").fill("blur it")
+    page.get_by_role("button", name="Submit edit").click()
+    expect(page.get_by_role("alert")).to_contain_text("“notes.png” cannot be used")
+    expect(page.get_by_label("Instruction")).to_have_value("blur it")
+    assert Edit.objects.count() == 0 and stored_files() == []
+
+
+def test_a_bad_size_is_refused_in_the_form(page, alice):
+    log_in(page)
+    page.get_by_label("Images").set_input_files(
+        {"name": "a.png", "mimeType": "image/png", "buffer": make_png()}
+    )
+    page.get_by_label("Instruction").fill("blur it")
+    page.get_by_label("Size").fill("4096x2304")
+    page.get_by_role("button", name="Submit edit").click()
+    expect(page.get_by_role("alert")).to_contain_text("longer side can be at most 3840 pixels")
+    assert Edit.objects.count() == 0
+
+
+def test_dropped_and_pasted_images_join_the_upload(page, alice):
+    log_in(page)
+    png = list(make_png())
+    page.evaluate(
+        """(bytes) => {
+            const file = new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"});
+            const data = new DataTransfer();
+            data.items.add(file);
+            const zone = document.querySelector("[data-dropzone]");
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true}));
+            const pasted = new DataTransfer();
+            pasted.items.add(new File([new Uint8Array(bytes)], "image.png", {type: "image/png"}));
+            document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: pasted}));
+        }""",
+        png,
+    )
+    expect(page.get_by_text("dropped.png")).to_be_visible()
+    expect(page.get_by_text("pasted-2.png")).to_be_visible()
+    page.get_by_role("button", name="Remove dropped.png").click()
+    expect(page.get_by_text("dropped.png")).to_have_count(0)
+    assert page.evaluate("document.querySelector('input[type=file]').files.length") == 1
+
+
+def test_another_users_edit_page_is_not_found(page, alice, bob, django_user_model):
+    from imageedits.edits import images, services
+
+    edit = services.create_edit(
+        bob, services.NewEdit("blur", "gpt-image-2", "", [images.reencode(make_png())], [])
+    )
+    log_in(page)
+    response = page.goto(f"/edits/{edit.pk}/")
+    assert response.status == 404

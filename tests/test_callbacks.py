@@ -1,0 +1,195 @@
+"""The callback path: the worker submits and returns, the simulator POSTs the result to the app
+over HTTP, and late or lost callbacks are caught up through the task query endpoint."""
+
+import base64
+import time
+
+import pytest
+from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
+
+from imageedits.edits import images, services, upstream
+from imageedits.edits.models import Edit
+
+from .conftest import make_png
+
+
+def create(owner, prompt="make it sepia") -> Edit:
+    upload = images.reencode(make_png())
+    return services.create_edit(owner, services.NewEdit(prompt, "gpt-image-2", "", [upload], []))
+
+
+def wait_until_finished(edit: Edit, seconds: float = 15) -> Edit:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        edit.refresh_from_db()
+        if not edit.is_active:
+            return edit
+        time.sleep(0.1)
+    raise AssertionError(f"edit {edit.pk} still {edit.status} after {seconds} s")
+
+
+def finished_payload(task_id="t-1") -> dict:
+    return {
+        "success": True,
+        "task_id": task_id,
+        "trace_id": "trace-1",
+        "data": {"created": 1, "data": [{"b64_json": base64.b64encode(make_png()).decode()}]},
+    }
+
+
+@pytest.fixture
+def callbacks_to(settings):
+    def point_at(base_url: str) -> None:
+        settings.PUBLIC_BASE_URL = base_url
+
+    return point_at
+
+
+def test_the_worker_submits_with_a_callback_and_the_callback_finishes_the_edit(
+    transactional_db, live_server, callbacks_to, alice, simulator
+):
+    callbacks_to(live_server.url)
+    simulator.config.latency = 0.5
+    edit = create(alice)
+
+    services.run_edit(edit.pk)
+
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.RUNNING  # the worker did not wait for the result
+    assert edit.upstream_task_id
+    sent = simulator.received[-1]["fields"]["callback_url"][0]
+    assert sent.startswith(f"{live_server.url}/hooks/edits/{edit.pk}/")
+    secret = sent.rstrip("/").rsplit("/", 1)[1]
+    assert secret not in edit.callback_secret_hash  # only a hash of the secret is kept
+    check = DBTaskResult.objects.get(task_path="imageedits.edits.tasks.check_edit")
+    assert check.run_after is not None  # the late-callback check is scheduled
+
+    edit = wait_until_finished(edit)
+    assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
+    assert edit.results.count() == 1
+
+
+def test_a_failure_reported_by_callback_fails_the_edit(db, client, alice):
+    edit = create(alice)
+    edit.mark_running()
+    edit.set_callback_secret("right-secret")
+    payload = {
+        "success": False,
+        "task_id": "t-1",
+        "trace_id": "trace-9",
+        "error": {"code": "forbidden", "message": "rejected"},
+    }
+    response = client.post(
+        reverse("edit-callback", args=[edit.pk, "right-secret"]), payload, "application/json"
+    )
+    assert response.status_code == 200
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.FAILED
+    assert "content rules" in edit.error_message
+    assert edit.upstream_trace_id == "trace-9"
+
+
+def test_a_callback_with_a_wrong_secret_is_404_and_changes_nothing(db, client, alice):
+    edit = create(alice)
+    edit.mark_running()
+    edit.set_callback_secret("right-secret")
+    url = reverse("edit-callback", args=[edit.pk, "wrong-secret"])
+    assert client.post(url, finished_payload(), "application/json").status_code == 404
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.RUNNING and edit.results.count() == 0
+
+
+def test_a_callback_for_an_edit_without_a_secret_or_unknown_is_404(db, client, alice):
+    edit = create(alice)
+    url = reverse("edit-callback", args=[edit.pk, "anything"])
+    assert client.post(url, finished_payload(), "application/json").status_code == 404
+    url = reverse("edit-callback", args=[edit.pk + 1000, "anything"])
+    assert client.post(url, finished_payload(), "application/json").status_code == 404
+
+
+def test_a_second_callback_for_a_finished_edit_changes_nothing(db, client, alice, stored_files):
+    edit = create(alice)
+    edit.mark_running()
+    edit.set_callback_secret("s3cret")
+    url = reverse("edit-callback", args=[edit.pk, "s3cret"])
+    assert client.post(url, finished_payload(), "application/json").status_code == 200
+    edit.refresh_from_db()
+    finished_at, files = edit.finished_at, stored_files()
+
+    failure = {"success": False, "error": {"code": "api_error", "message": "late"}}
+    assert client.post(url, failure, "application/json").status_code == 200
+    assert client.post(url, finished_payload(), "application/json").status_code == 200
+
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.SUCCEEDED
+    assert edit.finished_at == finished_at
+    assert edit.results.count() == 1
+    assert stored_files() == files
+
+
+def test_a_callback_that_is_not_json_is_refused(db, client, alice):
+    edit = create(alice)
+    edit.mark_running()
+    edit.set_callback_secret("s3cret")
+    url = reverse("edit-callback", args=[edit.pk, "s3cret"])
+    assert client.post(url, "not json", "application/json").status_code == 400
+
+
+def test_a_callback_needs_no_csrf_token(db, alice):
+    from django.test import Client
+
+    edit = create(alice)
+    edit.mark_running()
+    edit.set_callback_secret("s3cret")
+    strict = Client(enforce_csrf_checks=True)
+    url = reverse("edit-callback", args=[edit.pk, "s3cret"])
+    assert strict.post(url, finished_payload(), "application/json").status_code == 200
+
+
+def test_a_lost_callback_is_caught_up_through_the_task_query(db, callbacks_to, alice, simulator):
+    callbacks_to("http://127.0.0.1:9")  # nothing listens there: the callback is lost
+    edit = create(alice)
+    services.run_edit(edit.pk)
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.RUNNING
+
+    deadline = time.monotonic() + 10
+    while upstream.retrieve_task(edit.upstream_task_id) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    services.check_edit(edit.pk)
+
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
+    assert edit.results.count() == 1
+
+
+def test_a_check_while_the_upstream_still_works_checks_again_later(
+    db, callbacks_to, alice, simulator
+):
+    callbacks_to("http://127.0.0.1:9")
+    simulator.config.latency = 5
+    edit = create(alice)
+    services.run_edit(edit.pk)
+    services.check_edit(edit.pk)
+
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.RUNNING
+    checks = DBTaskResult.objects.filter(task_path="imageedits.edits.tasks.check_edit")
+    assert checks.count() == 2
+
+
+def test_an_edit_whose_callback_never_comes_fails_in_the_end(
+    db, callbacks_to, settings, alice, simulator
+):
+    callbacks_to("http://127.0.0.1:9")
+    settings.CALLBACK_GIVE_UP_AFTER = 0
+    simulator.config.latency = 5
+    edit = create(alice)
+    services.run_edit(edit.pk)
+    services.check_edit(edit.pk)
+
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.FAILED
+    assert edit.error_code == "callback_timeout"
+    assert "never reported back" in edit.error_message

@@ -1,0 +1,156 @@
+"""Creating an edit, running it in the worker without callbacks, and what gets stored."""
+
+import io
+
+import pytest
+from django.core.files.storage import default_storage
+from django_tasks_db.models import DBTaskResult
+from PIL import Image, PngImagePlugin
+
+from imageedits.edits import images, services
+from imageedits.edits.models import Edit
+
+from .conftest import make_png
+
+pytestmark = pytest.mark.django_db
+
+
+def new_edit(
+    owner, prompt="make it grayscale", model="gpt-image-2", size="", uploads=None, urls=()
+) -> Edit:
+    if uploads is None:
+        uploads = [images.reencode(make_png())]
+    return services.create_edit(
+        owner, services.NewEdit(prompt, model, size, list(uploads), list(urls))
+    )
+
+
+def test_creating_an_edit_stores_inputs_and_queues_its_run_on_commit(
+    alice, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        edit = new_edit(alice)
+
+    assert edit.status == Edit.Status.QUEUED
+    stored = edit.inputs.get()
+    assert stored.file.name.startswith("inputs/") and stored.file.name.endswith(".png")
+    assert (stored.width, stored.height) == (64, 48)
+    task = DBTaskResult.objects.get()
+    assert task.args_kwargs["args"] == [edit.pk]
+    assert task.task_path == "imageedits.edits.tasks.run_edit"
+
+
+def test_a_failed_create_leaves_no_row_and_no_file(alice, stored_files, monkeypatch):
+    def broken_create(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("imageedits.edits.services.InputImage.objects.create", broken_create)
+    with pytest.raises(RuntimeError):
+        new_edit(alice)
+    assert Edit.objects.count() == 0
+    assert stored_files() == []
+
+
+def test_running_an_edit_stores_every_result_with_a_thumbnail(alice):
+    edit = new_edit(alice, prompt="make it grayscale", size="1024x1536")
+    services.run_edit(edit.pk)
+
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
+    assert edit.upstream_task_id and edit.upstream_trace_id
+    assert edit.started_at <= edit.finished_at
+    assert edit.upstream_elapsed is not None
+    result = edit.results.get()
+    assert (result.width, result.height) == (1024, 1536)
+    with result.file.open("rb") as handle:
+        stored = Image.open(handle)
+        stored.load()
+    assert stored.size == (1024, 1536)
+    r, g, b = stored.convert("RGB").getpixel((10, 10))
+    assert r == g == b  # the simulator really made it gray
+    with result.thumbnail.open("rb") as handle:
+        thumb = Image.open(handle)
+        assert thumb.format == "WEBP" and max(thumb.size) <= images.THUMBNAIL_SIDE
+
+
+def test_a_url_input_edit_downloads_the_result_from_the_answers_url(alice, simulator):
+    edit = new_edit(alice, uploads=[], urls=[f"{simulator.url}/samples/portrait.png"])
+    services.run_edit(edit.pk)
+
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
+    assert simulator.received[-1]["content_type"] == "json"
+    assert (edit.results.get().width, edit.results.get().height) == (768, 1024)
+
+
+def test_nano_banana_results_are_stored_as_jpeg(alice):
+    edit = new_edit(alice, model="nano-banana")
+    services.run_edit(edit.pk)
+    result = Edit.objects.get(pk=edit.pk).results.get()
+    assert result.file.name.endswith(".jpg")
+    assert result.revised_prompt == "make it grayscale"
+
+
+def test_an_upstream_error_fails_the_edit_with_its_plain_message(alice, simulator, stored_files):
+    simulator.inject("used_up")
+    edit = new_edit(alice)
+    before = stored_files()
+    services.run_edit(edit.pk)
+
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.FAILED
+    assert edit.error_code == "used_up"
+    assert "run out of credit" in edit.error_message
+    assert edit.finished_at is not None
+    assert stored_files() == before
+
+
+def test_a_result_that_is_not_an_image_fails_the_edit_and_stores_nothing(
+    alice, simulator, stored_files
+):
+    simulator.inject("malformed")
+    edit = new_edit(alice)
+    before = stored_files()
+    services.run_edit(edit.pk)
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.FAILED
+    assert edit.error_code == "malformed_answer"
+    assert stored_files() == before
+
+
+def test_running_the_same_task_twice_does_not_run_the_edit_twice(alice, simulator):
+    edit = new_edit(alice)
+    services.run_edit(edit.pk)
+    services.run_edit(edit.pk)
+    assert len(simulator.received) == 1
+    assert Edit.objects.get(pk=edit.pk).results.count() == 1
+
+
+def test_a_finished_edit_is_not_moved_by_a_late_answer(alice):
+    edit = new_edit(alice)
+    services.run_edit(edit.pk)
+    edit.refresh_from_db()
+    assert not edit.mark_failed("late", "should not apply")
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.SUCCEEDED
+
+
+def test_a_deleted_edit_leaves_its_task_nothing_to_do(alice, simulator):
+    edit = new_edit(alice)
+    Edit.objects.filter(pk=edit.pk).delete()
+    services.run_edit(edit.pk)
+    assert simulator.received == []
+
+
+def test_input_files_are_re_encoded_without_their_metadata(alice):
+    metadata = PngImagePlugin.PngInfo()
+    metadata.add_text("Comment", "GPS 51.5007 -0.1246")
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), "teal").save(buffer, format="PNG", pnginfo=metadata)
+    assert b"GPS 51.5007" in buffer.getvalue()
+
+    edit = new_edit(alice, uploads=[images.reencode(buffer.getvalue())])
+    with default_storage.open(edit.inputs.get().file.name, "rb") as handle:
+        stored = handle.read()
+    assert b"GPS 51.5007" not in stored
+    assert Image.open(io.BytesIO(stored)).size == (40, 30)

@@ -1,0 +1,233 @@
+"""The edit form, the edit page and its status fragment, the image files, and who may see what."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
+
+from imageedits.edits import images, services
+from imageedits.edits.models import Edit
+
+from .conftest import make_png
+
+pytestmark = pytest.mark.django_db
+
+
+def png_upload(name="photo.png", **kwargs) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, make_png(**kwargs), content_type="image/png")
+
+
+def post_edit(client, **overrides):
+    data = {"prompt": "make it grayscale", "model": "gpt-image-2", "size": "", "image_urls": ""}
+    data.setdefault("images", [png_upload()])
+    data.update(overrides)
+    return client.post(reverse("edit-new"), data)
+
+
+@pytest.fixture
+def alices_edit(alice) -> Edit:
+    upload = images.reencode(make_png())
+    edit = services.create_edit(
+        alice, services.NewEdit("make it grayscale", "gpt-image-2", "", [upload], [])
+    )
+    services.run_edit(edit.pk)
+    edit.refresh_from_db()
+    return edit
+
+
+def test_the_form_needs_a_login(client):
+    response = client.get(reverse("edit-new"))
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def test_a_valid_submission_creates_the_edit_and_its_task_then_redirects(
+    client, alice, django_capture_on_commit_callbacks
+):
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_edit(client, size="1024x1536")
+    edit = Edit.objects.get()
+    assert response.status_code == 302 and response.url == edit.get_absolute_url()
+    assert (edit.owner, edit.prompt, edit.size) == (alice, "make it grayscale", "1024x1536")
+    assert edit.inputs.count() == 1
+    assert DBTaskResult.objects.filter(args_kwargs__args=[edit.pk]).exists()
+
+
+def test_auto_is_stored_as_no_size(client, alice):
+    client.force_login(alice)
+    post_edit(client, size="auto")
+    assert Edit.objects.get().size == ""
+
+
+def test_image_urls_are_accepted_one_per_line(client, alice):
+    client.force_login(alice)
+    urls = "https://example.com/a.png\n\n  https://example.com/b.jpg  \n"
+    post_edit(client, images=[], image_urls=urls)
+    edit = Edit.objects.get()
+    assert [i.url for i in edit.inputs.all()] == [
+        "https://example.com/a.png",
+        "https://example.com/b.jpg",
+    ]
+
+
+def test_an_upload_that_is_not_an_image_is_refused_and_nothing_is_stored(
+    client, alice, stored_files
+):
+    client.force_login(alice)
+    fake = SimpleUploadedFile("notes.png", b"these are not pixels", content_type="image/png")
+    response = post_edit(client, images=[fake])
+    assert response.status_code == 400
+    assert "“notes.png” cannot be used" in response.content.decode()
+    assert Edit.objects.count() == 0 and DBTaskResult.objects.count() == 0
+    assert stored_files() == []
+
+
+def test_a_truncated_png_is_refused(client, alice):
+    client.force_login(alice)
+    truncated = SimpleUploadedFile("cut.png", make_png(width=200, height=200)[:300])
+    response = post_edit(client, images=[truncated])
+    assert "“cut.png” cannot be used" in response.content.decode()
+    assert Edit.objects.count() == 0
+
+
+def test_a_size_the_rule_rejects_is_refused_with_its_reason(client, alice, stored_files):
+    client.force_login(alice)
+    response = post_edit(client, size="1000x1024")
+    assert response.status_code == 400
+    assert "multiples of 16 (1000 is not)" in response.content.decode()
+    assert Edit.objects.count() == 0
+    assert stored_files() == []
+
+
+def test_a_size_another_model_does_not_take_is_refused(client, alice):
+    client.force_login(alice)
+    response = post_edit(client, model="gpt-image-1", size="2048x2048")
+    assert "gpt-image-1 accepts these sizes only" in response.content.decode()
+
+
+def test_nano_banana_drops_the_size(client, alice):
+    client.force_login(alice)
+    post_edit(client, model="nano-banana", size="2048x2048")
+    assert Edit.objects.get().size == ""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"images": []}, "Add at least one image"),
+        ({"prompt": ""}, "This field is required"),
+        ({"model": "gpt-image-9"}, "Select a valid choice"),
+        ({"image_urls": "ftp://example.com/a.png"}, "must start with http:// or https://"),
+        ({"image_urls": "not a url"}, "is not a valid web address"),
+        ({"model": "dall-e-2", "images": [png_upload(), png_upload()]}, "at most 1 image"),
+        ({"model": "dall-e-2", "prompt": "x" * 1001}, "at most 1,000 characters"),
+    ],
+)
+def test_bad_input_gets_a_specific_message(client, alice, overrides, message):
+    client.force_login(alice)
+    response = post_edit(client, **overrides)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert Edit.objects.count() == 0
+
+
+def test_the_form_needs_a_csrf_token(alice):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(alice)
+    response = post_edit(strict)
+    assert response.status_code == 403
+    assert Edit.objects.count() == 0
+
+
+def test_the_edit_page_shows_the_result(client, alice, alices_edit):
+    client.force_login(alice)
+    page = client.get(alices_edit.get_absolute_url()).content.decode()
+    result_url = reverse("edit-image", args=[alices_edit.pk, "result", 0])
+    assert f'src="{result_url}"' in page
+    assert "make it grayscale" in page
+    assert 'hx-get="' not in page  # a finished edit does not poll
+
+
+def test_the_status_fragment_polls_while_active_and_stops_with_286(client, alice):
+    client.force_login(alice)
+    edit = services.create_edit(
+        alice, services.NewEdit("blur", "gpt-image-2", "", [images.reencode(make_png())], [])
+    )
+    url = reverse("edit-status", args=[edit.pk])
+    active = client.get(url, headers={"HX-Request": "true"})
+    assert active.status_code == 200
+    assert f'hx-get="{url}"' in active.content.decode()
+    assert "<html" not in active.content.decode()
+
+    services.run_edit(edit.pk)
+    finished = client.get(url, headers={"HX-Request": "true"})
+    assert finished.status_code == 286
+    assert "hx-get" not in finished.content.decode()
+    assert reverse("edit-image", args=[edit.pk, "result", 0]) in finished.content.decode()
+
+
+def test_a_failed_edit_shows_its_message(client, alice, simulator):
+    client.force_login(alice)
+    simulator.inject("forbidden")
+    edit = services.create_edit(
+        alice, services.NewEdit("blur", "gpt-image-2", "", [images.reencode(make_png())], [])
+    )
+    services.run_edit(edit.pk)
+    response = client.get(reverse("edit-status", args=[edit.pk]))
+    assert response.status_code == 286
+    assert "refused this edit under its content rules" in response.content.decode()
+
+
+def test_result_files_are_served_to_the_owner_with_a_download_name(client, alice, alices_edit):
+    client.force_login(alice)
+    url = reverse("edit-image", args=[alices_edit.pk, "result", 0])
+    response = client.get(url + "?download=1")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert f'filename="edit-{alices_edit.pk}-result-1.png"' in response["Content-Disposition"]
+    thumb = client.get(reverse("edit-image", args=[alices_edit.pk, "thumbnail", 0]))
+    assert thumb["Content-Type"] == "image/webp"
+    source = client.get(reverse("edit-image", args=[alices_edit.pk, "input", 0]))
+    assert source.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("edit-detail", []),
+        ("edit-status", []),
+        ("edit-image", ["result", 0]),
+        ("edit-image", ["thumbnail", 0]),
+        ("edit-image", ["input", 0]),
+    ],
+)
+def test_another_users_edit_is_404_everywhere(client, bob, alices_edit, name, args):
+    client.force_login(bob)
+    assert client.get(reverse(name, args=[alices_edit.pk, *args])).status_code == 404
+
+
+def test_nobody_logged_out_sees_an_edit(client, alices_edit):
+    response = client.get(reverse("edit-image", args=[alices_edit.pk, "result", 0]))
+    assert response.status_code == 302
+
+
+def test_an_unknown_image_kind_is_404(client, alice, alices_edit):
+    client.force_login(alice)
+    assert client.get(reverse("edit-image", args=[alices_edit.pk, "secret", 0])).status_code == 404
+
+
+def test_the_api_token_never_reaches_a_page(client, alice, alices_edit, settings):
+    client.force_login(alice)
+    for url in [reverse("edit-new"), alices_edit.get_absolute_url()]:
+        assert settings.OPENAI_API_KEY not in client.get(url).content.decode()
+
+
+def test_pages_carry_a_content_security_policy_with_a_script_nonce(client, alice):
+    client.force_login(alice)
+    response = client.get(reverse("edit-new"))
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self' 'nonce-" in policy
+    assert "htmx" in response.content.decode()
+    assert "cdn" not in response.content.decode().lower()
