@@ -399,6 +399,8 @@ class SimulatorServer:
 
     def _post_callback(self, url: str, body: bytes) -> None:
         """POST the payload, retrying connection errors and 5xx answers a few times."""
+        # Callback URLs carry a secret: log only where they point.
+        where = urlsplit(url).netloc
         for attempt in range(1 + CALLBACK_RETRIES):
             if attempt:
                 self._wait(0.25 * 2 ** (attempt - 1))
@@ -412,12 +414,12 @@ class SimulatorServer:
                     timeout=CALLBACK_TIMEOUT,
                 )
             except httpx.HTTPError as error:
-                log.info("callback to %s failed (attempt %d): %s", url, attempt + 1, error)
+                log.info("callback to %s failed (attempt %d): %s", where, attempt + 1, error)
                 continue
-            log.info("callback to %s answered %d", url, reply.status_code)
+            log.info("callback to %s answered %d", where, reply.status_code)
             if reply.status_code < 500:
                 return
-        log.warning("gave up posting the callback to %s", url)
+        log.warning("gave up posting the callback to %s", where)
 
     def _next_fault(self) -> str | None:
         with self._lock:

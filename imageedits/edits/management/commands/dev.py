@@ -2,6 +2,7 @@
 the task worker and, unless OPENAI_BASE_URL points elsewhere, the upstream simulator, all in the
 foreground. Ctrl-C stops all three."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,8 +47,10 @@ class Command(BaseCommand):
         ]  # fmt: skip
         commands["web"] = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]
 
+        # Each child leads its own process group, so stopping it also stops what it started
+        # (runserver's and db_worker's autoreloaders run the real server in a grandchild).
         processes = {
-            name: subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)
+            name: subprocess.Popen(command, env=env, cwd=settings.BASE_DIR, start_new_session=True)
             for name, command in commands.items()
         }
         upstream = "the simulator" if "simulator" in commands else settings.OPENAI_BASE_URL
@@ -58,6 +61,7 @@ class Command(BaseCommand):
             + (" (callbacks on)" if env.get("PUBLIC_BASE_URL") else " (no callbacks)")
             + "\n  Ctrl-C stops web, worker and simulator.\n"
         )
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             while all(process.poll() is None for process in processes.values()):
@@ -67,14 +71,21 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            for process in processes.values():
-                if process.poll() is None:
-                    process.send_signal(signal.SIGINT)
-            for process in processes.values():
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            self._stop(processes.values())
+
+    def _stop(self, processes) -> None:
+        for process in processes:
+            self._signal_group(process, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._signal_group(process, signal.SIGKILL)
+
+    @staticmethod
+    def _signal_group(process: subprocess.Popen, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
 
     def _ensure_demo_user(self, password: str) -> None:
         user, created = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
