@@ -29,3 +29,6 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline.py

@@ -1,0 +1,99 @@
+"""`make run` is `manage.py dev`: one foreground command that serves the app with a worker and the
+simulator, prints the URL and the demo login, and stops everything on Ctrl-C."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float = 30) -> httpx.Response:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def is_listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def dev_server(tmp_path):
+    web_port, simulator_port = free_port(), free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OPENAI_", "PUBLIC_BASE_URL", "DJANGO_", "DATABASE_URL"))
+    }
+    env.update(
+        VAR_DIR=str(tmp_path),
+        SIMULATOR_URL=f"http://127.0.0.1:{simulator_port}",
+        SIMULATOR_LATENCY="0.2",
+        DEMO_PASSWORD="a-demo-password",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "dev", "--port", str(web_port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    yield process, web_port, simulator_port
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_dev_serves_app_worker_and_simulator_and_stops_them_all(dev_server):
+    process, web_port, simulator_port = dev_server
+    base = f"http://127.0.0.1:{web_port}"
+    assert wait_for(f"{base}/login/").status_code == 200
+    assert wait_for(f"http://127.0.0.1:{simulator_port}/healthz").status_code == 200
+
+    with httpx.Client(base_url=base, follow_redirects=True, timeout=10) as browser:
+        login = browser.get("/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)[1]
+        page = browser.post(
+            "/login/",
+            data={"username": "demo", "password": "a-demo-password", "csrfmiddlewaretoken": token},
+        )
+        assert "New edit" in page.text
+
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
+        sample = f"http://127.0.0.1:{simulator_port}/samples/square.png"
+        created = browser.post(
+            "/edits/new/",
+            data={"prompt": "grayscale", "model": "gpt-image-2", "image_urls": sample,
+                  "csrfmiddlewaretoken": token},
+        )  # fmt: skip
+        status_url = re.search(r'hx-get="([^"]+/status/)"', created.text)[1]
+        deadline = time.monotonic() + 30
+        while (status := browser.get(status_url)).status_code != 286:
+            assert time.monotonic() < deadline, "the edit did not finish under make run"
+            time.sleep(0.3)
+        assert "Edited image 1" in status.text
+
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+    assert f"running at {base}/" in output
+    assert "Log in as demo / a-demo-password" in output
+    assert "callbacks on" in output
+    assert not is_listening(web_port) and not is_listening(simulator_port)
