@@ -26,6 +26,15 @@ def simulator():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def openai_simulator():
+    """The simulator speaking as api.openai.com does: multipart only, b64 answers, no callbacks."""
+    server = SimulatorServer(host="127.0.0.1", port=0, token=SIMULATOR_TOKEN, flavour="openai")
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
 def _app_settings(settings, simulator, tmp_path):
     simulator.reset()

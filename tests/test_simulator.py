@@ -14,40 +14,26 @@ import pytest
 from PIL import Image
 
 from imageedits.edits import catalog
-from imageedits.simulator import SimulatorServer, pixels, protocol
+from imageedits.simulator import pixels, protocol
 
-TOKEN = "sk-simulator"
+from .conftest import SIMULATOR_TOKEN
+
+TOKEN = SIMULATOR_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture(scope="module")
-def ace_server():
-    server = SimulatorServer(host="127.0.0.1", port=0, token=TOKEN)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def openai_server():
-    server = SimulatorServer(host="127.0.0.1", port=0, token=TOKEN, flavour="openai")
-    server.start()
-    yield server
-    server.stop()
+@pytest.fixture
+def sim(simulator):
+    simulator.reset()
+    yield simulator
+    simulator.reset()
 
 
 @pytest.fixture
-def sim(ace_server):
-    ace_server.reset()
-    yield ace_server
-    ace_server.reset()
-
-
-@pytest.fixture
-def openai_sim(openai_server):
-    openai_server.reset()
-    yield openai_server
-    openai_server.reset()
+def openai_sim(openai_simulator):
+    openai_simulator.reset()
+    yield openai_simulator
+    openai_simulator.reset()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import pytest
 
 from imageedits.edits import images, upstream
 from imageedits.edits.upstream import EditRequest, InputFile
-from imageedits.simulator import SimulatorServer
 
 from .conftest import SIMULATOR_TOKEN, make_png
 
@@ -224,14 +223,6 @@ def test_an_expired_result_url_fails_with_a_specific_message(simulator):
 
 
 # --- The OpenAI flavour ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def openai_simulator():
-    server = SimulatorServer(host="127.0.0.1", port=0, token=SIMULATOR_TOKEN, flavour="openai")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

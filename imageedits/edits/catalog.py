@@ -33,12 +33,12 @@ _SIZE_PATTERN = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 class ImageModel:
     name: str
     family: str  # "dall-e", "gpt-image" or "nano-banana"
-    max_inputs: int
-    max_prompt_chars: int
-    native_n: bool
     # None: any WIDTHxHEIGHT that passes the custom size rule; (): no size parameter at all.
     sizes: tuple[str, ...] | None
-    flavours: frozenset[str]
+    flavours: frozenset[str] = frozenset({ACE})
+    max_inputs: int = 16
+    max_prompt_chars: int = 32_000
+    native_n: bool = False
     deprecated: bool = False
     credits: float | None = None
 
@@ -56,79 +56,27 @@ class ImageModel:
         return self.family == "gpt-image"
 
 
+_BOTH = frozenset({ACE, OPENAI})
 _GPT_IMAGE_1_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
 
 MODELS: dict[str, ImageModel] = {
-    m.name: m
-    for m in [
+    model.name: model
+    for model in [
+        ImageModel("gpt-image-2", "gpt-image", sizes=None, flavours=_BOTH),
+        ImageModel("gpt-image-1.5", "gpt-image", _GPT_IMAGE_1_SIZES, _BOTH, deprecated=True),
+        ImageModel("gpt-image-1", "gpt-image", _GPT_IMAGE_1_SIZES, _BOTH),
         ImageModel(
-            name="gpt-image-2",
-            family="gpt-image",
-            max_inputs=16,
-            max_prompt_chars=32_000,
-            native_n=False,
-            sizes=None,
-            flavours=frozenset({ACE, OPENAI}),
-        ),
-        ImageModel(
-            name="gpt-image-1.5",
-            family="gpt-image",
-            max_inputs=16,
-            max_prompt_chars=32_000,
-            native_n=False,
-            sizes=_GPT_IMAGE_1_SIZES,
-            flavours=frozenset({ACE, OPENAI}),
-            deprecated=True,
-        ),
-        ImageModel(
-            name="gpt-image-1",
-            family="gpt-image",
-            max_inputs=16,
-            max_prompt_chars=32_000,
-            native_n=False,
-            sizes=_GPT_IMAGE_1_SIZES,
-            flavours=frozenset({ACE, OPENAI}),
-        ),
-        ImageModel(
-            name="dall-e-2",
-            family="dall-e",
+            "dall-e-2",
+            "dall-e",
+            ("256x256", "512x512", "1024x1024"),
             max_inputs=1,
             max_prompt_chars=1_000,
             native_n=True,
-            sizes=("256x256", "512x512", "1024x1024"),
-            flavours=frozenset({ACE}),
             deprecated=True,
-        ),
-        ImageModel(
-            name="nano-banana",
-            family="nano-banana",
-            max_inputs=16,
-            max_prompt_chars=32_000,
-            native_n=False,
-            sizes=(),
-            flavours=frozenset({ACE}),
-            credits=0.14,
-        ),
-        ImageModel(
-            name="nano-banana-2",
-            family="nano-banana",
-            max_inputs=16,
-            max_prompt_chars=32_000,
-            native_n=False,
-            sizes=(),
-            flavours=frozenset({ACE}),
-            credits=0.28,
-        ),
-        ImageModel(
-            name="nano-banana-pro",
-            family="nano-banana",
-            max_inputs=16,
-            max_prompt_chars=32_000,
-            native_n=False,
-            sizes=(),
-            flavours=frozenset({ACE}),
-            credits=0.35,
-        ),
+        ),  # fmt: skip
+        ImageModel("nano-banana", "nano-banana", sizes=(), credits=0.14),
+        ImageModel("nano-banana-2", "nano-banana", sizes=(), credits=0.28),
+        ImageModel("nano-banana-pro", "nano-banana", sizes=(), credits=0.35),
     ]
 }
 
