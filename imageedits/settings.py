@@ -141,8 +141,6 @@ STORAGES = {
 # Bigger uploads stream to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
-# The whole request body for an edit (up to 16 images) may be this large.
-EDIT_MAX_REQUEST_BYTES = envint("EDIT_MAX_REQUEST_BYTES", 200 * 1024 * 1024)
 EDIT_MAX_UPLOAD_BYTES = envint("EDIT_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 
 # The upstream images API. Without OPENAI_BASE_URL the app talks to the offline simulator
@@ -199,12 +197,21 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "imageedits.logfilters.RedactCallbackSecrets"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         # httpx logs every request URL at INFO; keep it at WARNING so nothing upstream-related
         # is logged by accident.
         "httpx": {"level": "WARNING"},
+        # runserver's access log, which would otherwise print callback URLs whole.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "httpcore": {"level": "WARNING"},
     },
 }

@@ -2,6 +2,7 @@
 over HTTP, and late or lost callbacks are caught up through the task query endpoint."""
 
 import base64
+import hashlib
 import time
 
 import pytest
@@ -61,7 +62,8 @@ def test_the_worker_submits_with_a_callback_and_the_callback_finishes_the_edit(
     sent = simulator.received[-1]["fields"]["callback_url"][0]
     assert sent.startswith(f"{live_server.url}/hooks/edits/{edit.pk}/")
     secret = sent.rstrip("/").rsplit("/", 1)[1]
-    assert secret not in edit.callback_secret_hash  # only a hash of the secret is kept
+    # Only a hash of the secret is kept.
+    assert edit.callback_secret_hash == hashlib.sha256(secret.encode()).hexdigest()
     check = DBTaskResult.objects.get(task_path="imageedits.edits.tasks.check_edit")
     assert check.run_after is not None  # the late-callback check is scheduled
 
@@ -193,3 +195,34 @@ def test_an_edit_whose_callback_never_comes_fails_in_the_end(
     assert edit.status == Edit.Status.FAILED
     assert edit.error_code == "callback_timeout"
     assert "never reported back" in edit.error_message
+
+
+def test_a_check_that_breaks_unexpectedly_still_checks_again(db, callbacks_to, settings, alice):
+    callbacks_to("http://127.0.0.1:9")
+    edit = create(alice)
+    services.run_edit(edit.pk)
+    edit.refresh_from_db()
+    deadline = time.monotonic() + 10
+    while upstream.retrieve_task(edit.upstream_task_id) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    blocker = settings.MEDIA_ROOT / "not-a-directory"
+    blocker.write_text("storage cannot write below a file")
+    settings.MEDIA_ROOT = blocker  # storing the result now fails with an OSError
+
+    services.check_edit(edit.pk)
+
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.RUNNING
+    assert DBTaskResult.objects.filter(task_path="imageedits.edits.tasks.check_edit").count() == 2
+
+
+def test_a_callback_whose_error_is_a_plain_string_fails_the_edit(db, client, alice):
+    edit = create(alice)
+    edit.mark_running()
+    edit.set_callback_secret("s3cret")
+    url = reverse("edit-callback", args=[edit.pk, "s3cret"])
+    payload = {"success": False, "error": "fetch failed"}
+    assert client.post(url, payload, "application/json").status_code == 200
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.FAILED
+    assert "internal error" in edit.error_message

@@ -1,5 +1,6 @@
 """Creating an edit, running it in the worker without callbacks, and what gets stored."""
 
+import base64
 import io
 
 import pytest
@@ -7,7 +8,7 @@ from django.core.files.storage import default_storage
 from django_tasks_db.models import DBTaskResult
 from PIL import Image, PngImagePlugin
 
-from imageedits.edits import images, services
+from imageedits.edits import images, services, upstream
 from imageedits.edits.models import Edit
 
 from .conftest import make_png
@@ -105,9 +106,7 @@ def test_an_upstream_error_fails_the_edit_with_its_plain_message(alice, simulato
     assert stored_files() == before
 
 
-def test_a_result_that_is_not_an_image_fails_the_edit_and_stores_nothing(
-    alice, simulator, stored_files
-):
+def test_an_unparseable_answer_fails_the_edit(alice, simulator, stored_files):
     simulator.inject("malformed")
     edit = new_edit(alice)
     before = stored_files()
@@ -115,7 +114,40 @@ def test_a_result_that_is_not_an_image_fails_the_edit_and_stores_nothing(
     edit.refresh_from_db()
     assert edit.status == Edit.Status.FAILED
     assert edit.error_code == "malformed_answer"
+    assert "could not be understood" in edit.error_message
     assert stored_files() == before
+
+
+def test_a_result_that_is_not_an_image_fails_the_edit_and_removes_the_others(alice, stored_files):
+    edit = new_edit(alice)
+    edit.mark_running()
+    before = stored_files()
+    good = upstream.ResultData(b64_json=base64.b64encode(make_png()).decode())
+    bad = upstream.ResultData(b64_json=base64.b64encode(b"<html>not pixels</html>").decode())
+
+    services.finish(edit, upstream.EditAnswer(images=[good, bad]))
+
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.FAILED
+    assert edit.error_code == "bad_image_data"
+    assert edit.results.count() == 0
+    assert stored_files() == before
+
+
+def test_an_answer_that_loses_the_race_stores_nothing(alice, stored_files):
+    edit = new_edit(alice)
+    edit.mark_running()
+    stale = Edit.objects.get(pk=edit.pk)  # loaded while still running
+    answer = upstream.EditAnswer(
+        images=[upstream.ResultData(b64_json=base64.b64encode(make_png()).decode())]
+    )
+    services.finish(edit, answer)
+    files = stored_files()
+
+    services.finish(stale, answer)  # a second finisher that still thinks the edit is running
+
+    assert Edit.objects.get(pk=edit.pk).results.count() == 1
+    assert stored_files() == files
 
 
 def test_running_the_same_task_twice_does_not_run_the_edit_twice(alice, simulator):
@@ -133,6 +165,33 @@ def test_a_finished_edit_is_not_moved_by_a_late_answer(alice):
     assert not edit.mark_failed("late", "should not apply")
     edit.refresh_from_db()
     assert edit.status == Edit.Status.SUCCEEDED
+
+
+def test_deleting_an_edit_deletes_its_files(
+    alice, stored_files, django_capture_on_commit_callbacks
+):
+    edit = new_edit(alice)
+    services.run_edit(edit.pk)
+    assert len(stored_files()) == 3  # input, result, thumbnail
+    with django_capture_on_commit_callbacks(execute=True):
+        Edit.objects.get(pk=edit.pk).delete()
+    assert stored_files() == []
+
+
+def test_an_edit_whose_task_cannot_be_queued_fails_visibly(
+    alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    class BrokenQueue:
+        def enqueue(self, *args):
+            raise ConnectionError("queue is down")
+
+    monkeypatch.setattr(services.tasks, "run_edit", BrokenQueue())
+    with django_capture_on_commit_callbacks(execute=True):
+        edit = new_edit(alice)
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.FAILED
+    assert edit.error_code == "enqueue_failed"
+    assert edit.inputs.get().file.storage.exists(edit.inputs.get().file.name)
 
 
 def test_a_deleted_edit_leaves_its_task_nothing_to_do(alice, simulator):

@@ -286,3 +286,20 @@ def test_openai_moderation_by_prompt_is_a_moderation_refusal(openai):
     with pytest.raises(upstream.ModerationRefused) as caught:
         upstream.submit(EditRequest("gpt-image-2", "make it nsfw", "", [png_input()]))
     assert caught.value.code == "moderation_blocked"
+
+
+def test_a_bare_403_passes_the_upstreams_reason_on_instead_of_blaming_moderation():
+    body = (
+        b'{"error": {"message": "Your organization must be verified",'
+        b' "type": "invalid_request_error", "code": null}}'
+    )
+    error = upstream.error_from_response(403, body)
+    assert isinstance(error, upstream.RequestRejected)
+    assert "organization must be verified" in error.message
+
+
+def test_a_failure_answered_with_200_is_an_error_not_a_submission():
+    with pytest.raises(upstream.ServiceError):
+        upstream.parse_answer({"success": False, "error": {"code": "api_error", "message": "x"}})
+    with pytest.raises(upstream.ServiceError):
+        upstream.parse_answer({"success": False, "error": "fetch failed"})

@@ -231,3 +231,24 @@ def test_pages_carry_a_content_security_policy_with_a_script_nonce(client, alice
     assert "script-src 'self' 'nonce-" in policy
     assert "htmx" in response.content.decode()
     assert "cdn" not in response.content.decode().lower()
+
+
+def test_dall_e_2_needs_a_square_image(client, alice):
+    client.force_login(alice)
+    response = post_edit(client, model="dall-e-2", images=[png_upload(width=64, height=48)])
+    assert "dall-e-2 needs square images; “photo.png” is 64x48" in response.content.decode()
+    assert Edit.objects.count() == 0
+
+
+def test_dall_e_2_gets_its_input_as_png(client, alice):
+    client.force_login(alice)
+    jpeg = SimpleUploadedFile("sq.jpg", make_png(64, 64, image_format="JPEG"), "image/jpeg")
+    post_edit(client, model="dall-e-2", images=[jpeg])
+    assert Edit.objects.get().inputs.get().file.name.endswith(".png")
+
+
+def test_too_many_files_are_refused_before_any_is_decoded(client, alice):
+    client.force_login(alice)
+    response = post_edit(client, images=[png_upload(f"{n}.png") for n in range(17)])
+    assert "At most 16 images can go into one edit; you gave 17" in response.content.decode()
+    assert Edit.objects.count() == 0

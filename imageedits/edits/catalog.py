@@ -39,6 +39,10 @@ class ImageModel:
     max_inputs: int = 16
     max_prompt_chars: int = 32_000
     native_n: bool = False
+    # What each input image must be: None for any of PNG, JPEG and WebP.
+    input_format: str | None = None
+    square_inputs: bool = False
+    max_input_bytes: int = 50 * 1024 * 1024
     deprecated: bool = False
     credits: float | None = None
 
@@ -72,8 +76,11 @@ MODELS: dict[str, ImageModel] = {
             max_inputs=1,
             max_prompt_chars=1_000,
             native_n=True,
+            input_format="PNG",
+            square_inputs=True,
+            max_input_bytes=4 * 1024 * 1024,
             deprecated=True,
-        ),  # fmt: skip
+        ),
         ImageModel("nano-banana", "nano-banana", sizes=(), credits=0.14),
         ImageModel("nano-banana-2", "nano-banana", sizes=(), credits=0.28),
         ImageModel("nano-banana-pro", "nano-banana", sizes=(), credits=0.35),

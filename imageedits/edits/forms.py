@@ -5,8 +5,10 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
 from . import catalog, upstream
-from .images import EncodedImage, InvalidImage, reencode
+from .images import EncodedImage, InvalidImage, convert, reencode
 from .services import NewEdit
+
+MAX_INPUTS = max(model.max_inputs for model in catalog.MODELS.values())
 
 
 class MultipleImageInput(forms.ClearableFileInput):
@@ -69,8 +71,13 @@ class EditForm(forms.Form):
         return "" if size == "auto" else size
 
     def clean_images(self) -> list[EncodedImage]:
+        uploads = self.cleaned_data["images"]
+        if len(uploads) > MAX_INPUTS:  # before decoding any of them
+            raise forms.ValidationError(
+                f"At most {MAX_INPUTS} images can go into one edit; you gave {len(uploads)}."
+            )
         accepted = []
-        for upload in self.cleaned_data["images"]:
+        for upload in uploads:
             if upload.size > settings.EDIT_MAX_UPLOAD_BYTES:
                 raise forms.ValidationError(
                     f"“{upload.name}” is {filesizeformat(upload.size)}; the limit is "
@@ -112,6 +119,8 @@ class EditForm(forms.Form):
                     f"{model.name} takes at most {model.max_inputs} "
                     f"image{'s' if model.max_inputs > 1 else ''}; you gave {count}.",
                 )
+        if uploads and "images" in self.cleaned_data:
+            self._check_inputs_for(model, uploads)
         if not model.takes_size:
             cleaned["size"] = ""
         elif "size" in cleaned and (problem := catalog.size_error(model, cleaned["size"])):
@@ -124,6 +133,28 @@ class EditForm(forms.Form):
                 f"characters; this one has {len(prompt):,}.",
             )
         return cleaned
+
+    def _check_inputs_for(self, model: catalog.ImageModel, uploads: list[EncodedImage]) -> None:
+        """Per-model input rules (dall-e-2: one square PNG under 4 MB); converts as needed."""
+        names = [upload.name for upload in self.files.getlist("images")]
+        for index, image in enumerate(uploads):
+            name = names[index] if index < len(names) else f"image {index + 1}"
+            if model.square_inputs and image.width != image.height:
+                self.add_error(
+                    "images",
+                    f"{model.name} needs square images; “{name}” is {image.width}x{image.height}.",
+                )
+                return
+            if model.input_format:
+                image = uploads[index] = convert(image, model.input_format)
+            if len(image.content) > model.max_input_bytes:
+                self.add_error(
+                    "images",
+                    f"{model.name} takes images of at most "
+                    f"{filesizeformat(model.max_input_bytes)}; “{name}” is "
+                    f"{filesizeformat(len(image.content))} as {image.format}.",
+                )
+                return
 
     def new_edit(self) -> NewEdit:
         data = self.cleaned_data

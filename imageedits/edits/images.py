@@ -97,6 +97,13 @@ def reencode(data: bytes | io.IOBase) -> EncodedImage:
     return encode(image, image_format)
 
 
+def convert(image: EncodedImage, image_format: str) -> EncodedImage:
+    if image.format == image_format:
+        return image
+    pixels, _ = decode(image.content)
+    return encode(pixels, image_format)
+
+
 def thumbnail(content: bytes) -> EncodedImage:
     image, _ = decode(content)
     image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))

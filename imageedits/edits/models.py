@@ -3,7 +3,10 @@ import hmac
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.core.files.storage import default_storage
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
@@ -11,20 +14,10 @@ from . import catalog
 
 
 def storage_name(kind: str, extension: str) -> str:
-    """A server-generated name for a stored image: never anything the user sent."""
+    """A server-generated name for a stored image: never anything the user sent.
+
+    Images are stored by services (already re-encoded), never uploaded through a model form."""
     return f"{kind}/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.{extension}"
-
-
-def input_path(instance: "InputImage", filename: str) -> str:
-    return storage_name("inputs", filename.rsplit(".", 1)[-1])
-
-
-def result_path(instance: "ResultImage", filename: str) -> str:
-    return storage_name("results", filename.rsplit(".", 1)[-1])
-
-
-def thumbnail_path(instance: "ResultImage", filename: str) -> str:
-    return storage_name("thumbnails", "webp")
 
 
 class Edit(models.Model):
@@ -144,9 +137,7 @@ class InputImage(models.Model):
 
     edit = models.ForeignKey(Edit, on_delete=models.CASCADE, related_name="inputs")
     position = models.PositiveSmallIntegerField()
-    file = models.ImageField(
-        upload_to=input_path, blank=True, width_field="width", height_field="height"
-    )
+    file = models.FileField(blank=True)
     url = models.URLField(max_length=2000, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
@@ -169,10 +160,10 @@ class InputImage(models.Model):
 class ResultImage(models.Model):
     edit = models.ForeignKey(Edit, on_delete=models.CASCADE, related_name="results")
     position = models.PositiveSmallIntegerField()
-    file = models.ImageField(upload_to=result_path, width_field="width", height_field="height")
-    thumbnail = models.ImageField(upload_to=thumbnail_path)
-    width = models.PositiveIntegerField(null=True)
-    height = models.PositiveIntegerField(null=True)
+    file = models.FileField()
+    thumbnail = models.FileField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
     revised_prompt = models.TextField(blank=True)
 
     class Meta:
@@ -184,3 +175,16 @@ class ResultImage(models.Model):
 
     def __str__(self) -> str:
         return self.file.name
+
+
+@receiver(post_delete, sender=InputImage)
+@receiver(post_delete, sender=ResultImage)
+def delete_stored_files(sender, instance, **kwargs) -> None:
+    """A deleted row takes its files along, once the deletion is committed."""
+    names = [field.name for field in (instance.file, getattr(instance, "thumbnail", None)) if field]
+
+    def delete() -> None:
+        for name in names:
+            default_storage.delete(name)
+
+    transaction.on_commit(delete)

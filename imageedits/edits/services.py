@@ -54,11 +54,20 @@ def create_edit(owner, new: NewEdit) -> Edit:
             for url in new.urls:
                 InputImage.objects.create(edit=edit, position=position, url=url)
                 position += 1
-            transaction.on_commit(lambda: tasks.run_edit.enqueue(edit.pk))
+            transaction.on_commit(lambda: _enqueue_run(edit))
     except BaseException:
-        _delete_files(stored)
+        _delete_files(stored)  # the rows were rolled back: their files go too
         raise
     return edit
+
+
+def _enqueue_run(edit: Edit) -> None:
+    """Runs once the edit is committed; an edit whose task cannot be queued fails visibly."""
+    try:
+        tasks.run_edit.enqueue(edit.pk)
+    except Exception:
+        logger.exception("Could not queue edit %s", edit.pk)
+        edit.mark_failed("enqueue_failed", "The edit could not be queued. Try again in a moment.")
 
 
 def run_edit(edit_id: int) -> None:
@@ -105,14 +114,17 @@ def check_edit(edit_id: int) -> None:
         return
     try:
         answer = upstream.retrieve_task(edit.upstream_task_id)
+        if answer is not None:
+            finish(edit, answer)
+            return
     except upstream.UpstreamError as error:
         if not error.retryable:
             edit.mark_failed(error.code, error.message, error.trace_id)
             return
-        answer = None
-    if answer is not None:
-        finish(edit, answer)
-        return
+    except Exception:
+        # Whatever broke (storage, database), the chain of checks must go on, or the edit
+        # would stay running for good.
+        logger.exception("Checking edit %s failed; checking again later", edit.pk)
     waited = timezone.now() - (edit.submitted_at or edit.created_at)
     if waited.total_seconds() >= settings.CALLBACK_GIVE_UP_AFTER:
         edit.mark_failed(
@@ -124,7 +136,7 @@ def check_edit(edit_id: int) -> None:
 
 
 def finish(edit: Edit, answer: upstream.EditAnswer) -> None:
-    """Store every result image, then mark the edit succeeded, unless someone else finished it
+    """Store every result image, then mark the edit succeeded, unless something else finished it
     first (then the files just stored are removed again)."""
     stored: list[str] = []
     try:
@@ -153,11 +165,11 @@ def finish(edit: Edit, answer: upstream.EditAnswer) -> None:
                 )
             )
         with transaction.atomic():
-            if not edit.mark_succeeded(answer.task_id, answer.trace_id, answer.elapsed):
-                raise _AlreadyFinished
-            ResultImage.objects.bulk_create(results)
-    except _AlreadyFinished:
-        _delete_files(stored)
+            won = edit.mark_succeeded(answer.task_id, answer.trace_id, answer.elapsed)
+            if won:
+                ResultImage.objects.bulk_create(results)
+        if not won:  # another callback or check finished the edit first
+            _delete_files(stored)
     except upstream.UpstreamError as error:
         _delete_files(stored)
         edit.mark_failed(error.code, error.message, error.trace_id or answer.trace_id)
@@ -206,7 +218,3 @@ def _store(kind: str, image: images.EncodedImage) -> str:
 def _delete_files(names: list[str]) -> None:
     for name in names:
         default_storage.delete(name)
-
-
-class _AlreadyFinished(Exception):
-    pass

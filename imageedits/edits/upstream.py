@@ -185,7 +185,8 @@ ERROR_STATUSES: dict[int, type[UpstreamError]] = {
     400: RequestRejected,
     401: AuthenticationFailed,
     402: BalanceExhausted,
-    403: ModerationRefused,
+    403: RequestRejected,  # moderation has its own codes; a bare 403 is something else
+    409: ServiceError,
     404: RequestRejected,
     408: ServiceTimeout,
     413: RequestRejected,
@@ -336,7 +337,7 @@ def submit(request: EditRequest) -> EditAnswer | Submitted:
         request = _download_inputs(request)
     response = _post("/images/edits", **build_request(request, current))
     payload = _json(response)
-    if request.callback_url and current == ACE and "data" not in payload:
+    if request.callback_url and current == ACE and "data" not in payload and "error" not in payload:
         task_id = str(payload.get("task_id") or "")
         if not task_id:
             raise MalformedAnswer(
@@ -364,8 +365,10 @@ def retrieve_task(task_id: str) -> EditAnswer | None:
 
 def parse_answer(payload: dict) -> EditAnswer:
     """Both answer shapes: the synchronous answer and the callback payload (data nested)."""
-    if payload.get("success") is False or isinstance(payload.get("error"), dict):
-        error = payload.get("error") or {}
+    if payload.get("success") is False or payload.get("error"):
+        error = payload.get("error")
+        if not isinstance(error, dict):
+            error = {"message": str(error or "")}
         raise make_error(
             str(error.get("code") or "api_error"),
             str(error.get("message") or ""),

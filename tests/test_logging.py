@@ -1,0 +1,18 @@
+import logging
+
+from imageedits.logfilters import RedactCallbackSecrets
+
+
+def test_callback_secrets_are_redacted_from_log_lines():
+    record = logging.LogRecord(
+        "django.server", logging.INFO, __file__, 1,
+        '"%s" %s', ("POST /hooks/edits/12/Zx9-secret_value/ HTTP/1.1", 200), None,
+    )  # fmt: skip
+    assert RedactCallbackSecrets().filter(record)
+    assert record.getMessage() == '"POST /hooks/edits/12/[redacted]/ HTTP/1.1" 200'
+
+
+def test_other_lines_pass_unchanged():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "GET /edits/%d/", (3,), None)
+    assert RedactCallbackSecrets().filter(record)
+    assert record.getMessage() == "GET /edits/3/"
