@@ -1,8 +1,8 @@
 import logging
 import re
 
-# /hooks/edits/<id>/<secret>/: the secret lets anyone post a result for that edit.
-_CALLBACK_PATH = re.compile(r"(/hooks/edits/\d+/)[^/\s\"]+")
+# /hooks/submissions/<id>/<secret>/: the secret lets anyone post a result for that request.
+_CALLBACK_PATH = re.compile(r"(/hooks/submissions/\d+/)[^/\s\"]+")
 
 
 class RedactCallbackSecrets(logging.Filter):

@@ -162,6 +162,12 @@ UPSTREAM_TIMEOUT = envint("UPSTREAM_TIMEOUT", 200)
 # second number.
 CALLBACK_CHECK_AFTER = envint("CALLBACK_CHECK_AFTER", 180)
 CALLBACK_GIVE_UP_AFTER = envint("CALLBACK_GIVE_UP_AFTER", 1800)
+# Credits per result for models whose price the reference does not give (or to override it),
+# e.g. "gpt-image-2=0.5,dall-e-2=0.02".
+MODEL_CREDITS = {
+    name.strip(): float(price)
+    for name, _, price in (item.partition("=") for item in envlist("MODEL_CREDITS", ""))
+}
 # Hosts the server itself may fetch image URLs from although they are private (the simulator in
 # development and tests). Everything else must resolve to a public address.
 IMAGE_FETCH_ALLOWED_HOSTS = envlist(

@@ -8,6 +8,8 @@ from imageedits.edits import views
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="edit-new"), name="home"),
     path("edits/new/", views.new, name="edit-new"),
+    path("edits/new/params/", views.params, name="edit-params"),
+    path("edits/new/size-check/", views.size_check, name="edit-size-check"),
     path("edits/<int:edit_id>/", views.detail, name="edit-detail"),
     path("edits/<int:edit_id>/status/", views.status, name="edit-status"),
     path(
@@ -15,7 +17,11 @@ urlpatterns = [
         views.image,
         name="edit-image",
     ),
-    path("hooks/edits/<int:edit_id>/<str:secret>/", views.callback, name="edit-callback"),
+    path(
+        "hooks/submissions/<int:submission_id>/<str:secret>/",
+        views.callback,
+        name="edit-callback",
+    ),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

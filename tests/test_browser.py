@@ -39,7 +39,7 @@ def test_upload_a_png_submit_and_see_the_edited_image_without_a_reload(
     expect(page.get_by_text("cat.png")).to_be_visible()
     page.get_by_label("Instruction").fill("Make it black and white")
     page.get_by_label("Model").select_option("gpt-image-2")
-    page.get_by_label("Size").fill("1024x1024")
+    page.get_by_label("Size", exact=True).select_option("1024x1024")
     page.get_by_role("button", name="Submit edit").click()
 
     expect(page).to_have_url(re.compile(r"/edits/\d+/$"))
@@ -52,7 +52,7 @@ def test_upload_a_png_submit_and_see_the_edited_image_without_a_reload(
     assert result.evaluate("image => image.naturalWidth") == 1024
 
     edit = Edit.objects.get()
-    assert edit.status == Edit.Status.SUCCEEDED and edit.upstream_task_id
+    assert edit.status == Edit.Status.SUCCEEDED and edit.submissions.get().task_id
     with edit.results.get().file.open("rb") as handle:
         from PIL import Image
 
@@ -88,27 +88,33 @@ def test_an_upstream_refusal_is_shown_in_plain_words(page, alice, worker, simula
     )
 
 
-def test_a_file_that_is_not_an_image_is_refused_in_the_form(page, alice, stored_files):
+def test_a_file_that_is_not_an_image_is_refused_before_upload(page, alice, stored_files):
     log_in(page)
     page.get_by_label("Images").set_input_files(
         {"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image at all"}
     )
+    expect(page.get_by_role("alert")).to_contain_text("“notes.png” cannot be read as an image")
+    expect(page.get_by_role("list", name="Preview strip").get_by_role("listitem")).to_have_count(0)
     page.get_by_label("Instruction").fill("blur it")
     page.get_by_role("button", name="Submit edit").click()
-    expect(page.get_by_role("alert")).to_contain_text("“notes.png” cannot be used")
+    expect(page.get_by_role("alert").first).to_contain_text("Add at least one image")
     expect(page.get_by_label("Instruction")).to_have_value("blur it")
     assert Edit.objects.count() == 0 and stored_files() == []
 
 
-def test_a_bad_size_is_refused_in_the_form(page, alice):
+def test_a_bad_custom_size_is_refused_before_and_on_submit(page, alice):
     log_in(page)
     page.get_by_label("Images").set_input_files(
         {"name": "a.png", "mimeType": "image/png", "buffer": make_png()}
     )
     page.get_by_label("Instruction").fill("blur it")
-    page.get_by_label("Size").fill("4096x2304")
-    page.get_by_role("button", name="Submit edit").click()
+    page.get_by_label("Size", exact=True).select_option("custom")
+    page.get_by_label("Custom size").fill("4096x2304")
     expect(page.get_by_role("alert")).to_contain_text("longer side can be at most 3840 pixels")
+    assert Edit.objects.count() == 0
+    page.get_by_role("button", name="Submit edit").click()
+    expect(page.get_by_role("alert").first).to_contain_text("longer side can be at most 3840")
+    expect(page.get_by_label("Custom size")).to_have_value("4096x2304")
     assert Edit.objects.count() == 0
 
 

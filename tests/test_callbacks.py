@@ -10,7 +10,7 @@ from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
 from imageedits.edits import images, services, upstream
-from imageedits.edits.models import Edit
+from imageedits.edits.models import Edit, Submission
 
 from .conftest import make_png
 
@@ -18,6 +18,24 @@ from .conftest import make_png
 def create(owner, prompt="make it sepia") -> Edit:
     upload = images.reencode(make_png())
     return services.create_edit(owner, services.NewEdit(prompt, "gpt-image-2", "", [upload], []))
+
+
+def waiting_for_callback(owner, secret: str) -> Submission:
+    """An edit whose one request was sent and waits for its callback with this secret."""
+    edit = create(owner)
+    edit.mark_running()
+    submission = edit.submissions.get()
+    submission.mark_running()
+    submission.set_callback_secret(secret)
+    return submission
+
+
+def hook(submission: Submission, secret: str) -> str:
+    return reverse("edit-callback", args=[submission.pk, secret])
+
+
+def first_request(edit: Edit) -> Submission:
+    return edit.submissions.get()
 
 
 def wait_until_finished(edit: Edit, seconds: float = 15) -> Edit:
@@ -28,6 +46,14 @@ def wait_until_finished(edit: Edit, seconds: float = 15) -> Edit:
             return edit
         time.sleep(0.1)
     raise AssertionError(f"edit {edit.pk} still {edit.status} after {seconds} s")
+
+
+def wait_for_upstream(submission: Submission, seconds: float = 10) -> None:
+    """Until the simulator's task record says it is done."""
+    deadline = time.monotonic() + seconds
+    while upstream.retrieve_task(submission.task_id) is None:
+        assert time.monotonic() < deadline, "the simulator did not finish"
+        time.sleep(0.05)
 
 
 def finished_payload(task_id="t-1") -> dict:
@@ -57,14 +83,15 @@ def test_the_worker_submits_with_a_callback_and_the_callback_finishes_the_edit(
     services.run_edit(edit.pk)
 
     edit.refresh_from_db()
+    submission = first_request(edit)
     assert edit.status == Edit.Status.RUNNING  # the worker did not wait for the result
-    assert edit.upstream_task_id
+    assert submission.task_id
     sent = simulator.received[-1]["fields"]["callback_url"][0]
-    assert sent.startswith(f"{live_server.url}/hooks/edits/{edit.pk}/")
+    assert sent.startswith(f"{live_server.url}/hooks/submissions/{submission.pk}/")
     secret = sent.rstrip("/").rsplit("/", 1)[1]
     # Only a hash of the secret is kept.
-    assert edit.callback_secret_hash == hashlib.sha256(secret.encode()).hexdigest()
-    check = DBTaskResult.objects.get(task_path="imageedits.edits.tasks.check_edit")
+    assert submission.callback_secret_hash == hashlib.sha256(secret.encode()).hexdigest()
+    check = DBTaskResult.objects.get(task_path="imageedits.edits.tasks.check_submission")
     assert check.run_after is not None  # the late-callback check is scheduled
 
     edit = wait_until_finished(edit)
@@ -73,50 +100,42 @@ def test_the_worker_submits_with_a_callback_and_the_callback_finishes_the_edit(
 
 
 def test_a_failure_reported_by_callback_fails_the_edit(db, client, alice):
-    edit = create(alice)
-    edit.mark_running()
-    edit.set_callback_secret("right-secret")
+    submission = waiting_for_callback(alice, "right-secret")
     payload = {
         "success": False,
         "task_id": "t-1",
         "trace_id": "trace-9",
         "error": {"code": "forbidden", "message": "rejected"},
     }
-    response = client.post(
-        reverse("edit-callback", args=[edit.pk, "right-secret"]), payload, "application/json"
-    )
+    response = client.post(hook(submission, "right-secret"), payload, "application/json")
     assert response.status_code == 200
-    edit.refresh_from_db()
+    submission.refresh_from_db()
+    assert submission.trace_id == "trace-9"
+    edit = Edit.objects.get()
     assert edit.status == Edit.Status.FAILED
     assert "content rules" in edit.error_message
-    assert edit.upstream_trace_id == "trace-9"
 
 
 def test_a_callback_with_a_wrong_secret_is_404_and_changes_nothing(db, client, alice):
-    edit = create(alice)
-    edit.mark_running()
-    edit.set_callback_secret("right-secret")
-    url = reverse("edit-callback", args=[edit.pk, "wrong-secret"])
+    submission = waiting_for_callback(alice, "right-secret")
+    url = hook(submission, "wrong-secret")
     assert client.post(url, finished_payload(), "application/json").status_code == 404
-    edit.refresh_from_db()
+    edit = Edit.objects.get()
     assert edit.status == Edit.Status.RUNNING and edit.results.count() == 0
 
 
-def test_a_callback_for_an_edit_without_a_secret_or_unknown_is_404(db, client, alice):
-    edit = create(alice)
-    url = reverse("edit-callback", args=[edit.pk, "anything"])
+def test_a_callback_for_a_request_without_a_secret_or_unknown_is_404(db, client, alice):
+    submission = first_request(create(alice))
+    url = hook(submission, "anything")
     assert client.post(url, finished_payload(), "application/json").status_code == 404
-    url = reverse("edit-callback", args=[edit.pk + 1000, "anything"])
+    url = reverse("edit-callback", args=[submission.pk + 1000, "anything"])
     assert client.post(url, finished_payload(), "application/json").status_code == 404
 
 
 def test_a_second_callback_for_a_finished_edit_changes_nothing(db, client, alice, stored_files):
-    edit = create(alice)
-    edit.mark_running()
-    edit.set_callback_secret("s3cret")
-    url = reverse("edit-callback", args=[edit.pk, "s3cret"])
+    url = hook(waiting_for_callback(alice, "s3cret"), "s3cret")
     assert client.post(url, finished_payload(), "application/json").status_code == 200
-    edit.refresh_from_db()
+    edit = Edit.objects.get()
     finished_at, files = edit.finished_at, stored_files()
 
     failure = {"success": False, "error": {"code": "api_error", "message": "late"}}
@@ -131,21 +150,15 @@ def test_a_second_callback_for_a_finished_edit_changes_nothing(db, client, alice
 
 
 def test_a_callback_that_is_not_json_is_refused(db, client, alice):
-    edit = create(alice)
-    edit.mark_running()
-    edit.set_callback_secret("s3cret")
-    url = reverse("edit-callback", args=[edit.pk, "s3cret"])
+    url = hook(waiting_for_callback(alice, "s3cret"), "s3cret")
     assert client.post(url, "not json", "application/json").status_code == 400
 
 
 def test_a_callback_needs_no_csrf_token(db, alice):
     from django.test import Client
 
-    edit = create(alice)
-    edit.mark_running()
-    edit.set_callback_secret("s3cret")
+    url = hook(waiting_for_callback(alice, "s3cret"), "s3cret")
     strict = Client(enforce_csrf_checks=True)
-    url = reverse("edit-callback", args=[edit.pk, "s3cret"])
     assert strict.post(url, finished_payload(), "application/json").status_code == 200
 
 
@@ -155,11 +168,10 @@ def test_a_lost_callback_is_caught_up_through_the_task_query(db, callbacks_to, a
     services.run_edit(edit.pk)
     edit.refresh_from_db()
     assert edit.status == Edit.Status.RUNNING
+    submission = first_request(edit)
 
-    deadline = time.monotonic() + 10
-    while upstream.retrieve_task(edit.upstream_task_id) is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    services.check_edit(edit.pk)
+    wait_for_upstream(submission)
+    services.check_submission(submission.pk)
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
@@ -173,11 +185,11 @@ def test_a_check_while_the_upstream_still_works_checks_again_later(
     simulator.config.latency = 5
     edit = create(alice)
     services.run_edit(edit.pk)
-    services.check_edit(edit.pk)
+    services.check_submission(first_request(edit).pk)
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.RUNNING
-    checks = DBTaskResult.objects.filter(task_path="imageedits.edits.tasks.check_edit")
+    checks = DBTaskResult.objects.filter(task_path="imageedits.edits.tasks.check_submission")
     assert checks.count() == 2
 
 
@@ -189,7 +201,7 @@ def test_an_edit_whose_callback_never_comes_fails_in_the_end(
     simulator.config.latency = 5
     edit = create(alice)
     services.run_edit(edit.pk)
-    services.check_edit(edit.pk)
+    services.check_submission(first_request(edit).pk)
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.FAILED
@@ -201,28 +213,24 @@ def test_a_check_that_breaks_unexpectedly_still_checks_again(db, callbacks_to, s
     callbacks_to("http://127.0.0.1:9")
     edit = create(alice)
     services.run_edit(edit.pk)
-    edit.refresh_from_db()
-    deadline = time.monotonic() + 10
-    while upstream.retrieve_task(edit.upstream_task_id) is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    submission = first_request(edit)
+    wait_for_upstream(submission)
     blocker = settings.MEDIA_ROOT / "not-a-directory"
     blocker.write_text("storage cannot write below a file")
     settings.MEDIA_ROOT = blocker  # storing the result now fails with an OSError
 
-    services.check_edit(edit.pk)
+    services.check_submission(submission.pk)
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.RUNNING
-    assert DBTaskResult.objects.filter(task_path="imageedits.edits.tasks.check_edit").count() == 2
+    checks = DBTaskResult.objects.filter(task_path="imageedits.edits.tasks.check_submission")
+    assert checks.count() == 2
 
 
 def test_a_callback_whose_error_is_a_plain_string_fails_the_edit(db, client, alice):
-    edit = create(alice)
-    edit.mark_running()
-    edit.set_callback_secret("s3cret")
-    url = reverse("edit-callback", args=[edit.pk, "s3cret"])
+    url = hook(waiting_for_callback(alice, "s3cret"), "s3cret")
     payload = {"success": False, "error": "fetch failed"}
     assert client.post(url, payload, "application/json").status_code == 200
-    edit.refresh_from_db()
+    edit = Edit.objects.get()
     assert edit.status == Edit.Status.FAILED
     assert "internal error" in edit.error_message

@@ -6,10 +6,10 @@ from imageedits.logfilters import RedactCallbackSecrets
 def test_callback_secrets_are_redacted_from_log_lines():
     record = logging.LogRecord(
         "django.server", logging.INFO, __file__, 1,
-        '"%s" %s', ("POST /hooks/edits/12/Zx9-secret_value/ HTTP/1.1", 200), None,
+        '"%s" %s', ("POST /hooks/submissions/12/Zx9-secret_value/ HTTP/1.1", 200), None,
     )  # fmt: skip
     assert RedactCallbackSecrets().filter(record)
-    assert record.getMessage() == '"POST /hooks/edits/12/[redacted]/ HTTP/1.1" 200'
+    assert record.getMessage() == '"POST /hooks/submissions/12/[redacted]/ HTTP/1.1" 200'
 
 
 def test_other_lines_pass_unchanged():

@@ -9,7 +9,7 @@ from django_tasks_db.models import DBTaskResult
 from PIL import Image, PngImagePlugin
 
 from imageedits.edits import images, services, upstream
-from imageedits.edits.models import Edit
+from imageedits.edits.models import Edit, Submission
 
 from .conftest import make_png
 
@@ -58,9 +58,9 @@ def test_running_an_edit_stores_every_result_with_a_thumbnail(alice):
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
-    assert edit.upstream_task_id and edit.upstream_trace_id
     assert edit.started_at <= edit.finished_at
-    assert edit.upstream_elapsed is not None
+    request = edit.submissions.get()
+    assert request.task_id and request.trace_id and request.elapsed is not None
     result = edit.results.get()
     assert (result.width, result.height) == (1024, 1536)
     with result.file.open("rb") as handle:
@@ -119,13 +119,17 @@ def test_an_unparseable_answer_fails_the_edit(alice, simulator, stored_files):
 
 
 def test_a_result_that_is_not_an_image_fails_the_edit_and_removes_the_others(alice, stored_files):
-    edit = new_edit(alice)
+    edit = new_edit(alice, model="dall-e-2", uploads=[images.reencode(make_png(64, 64))])
+    edit.candidates = 2
     edit.mark_running()
+    request = edit.submissions.get()
+    request.n = 2
+    request.mark_running()
     before = stored_files()
     good = upstream.ResultData(b64_json=base64.b64encode(make_png()).decode())
     bad = upstream.ResultData(b64_json=base64.b64encode(b"<html>not pixels</html>").decode())
 
-    services.finish(edit, upstream.EditAnswer(images=[good, bad]))
+    services.finish(request, upstream.EditAnswer(images=[good, bad]))
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.FAILED
@@ -137,14 +141,16 @@ def test_a_result_that_is_not_an_image_fails_the_edit_and_removes_the_others(ali
 def test_an_answer_that_loses_the_race_stores_nothing(alice, stored_files):
     edit = new_edit(alice)
     edit.mark_running()
-    stale = Edit.objects.get(pk=edit.pk)  # loaded while still running
+    request = edit.submissions.get()
+    request.mark_running()
+    stale = Submission.objects.get(pk=request.pk)  # loaded while still running
     answer = upstream.EditAnswer(
         images=[upstream.ResultData(b64_json=base64.b64encode(make_png()).decode())]
     )
-    services.finish(edit, answer)
+    services.finish(request, answer)
     files = stored_files()
 
-    services.finish(stale, answer)  # a second finisher that still thinks the edit is running
+    services.finish(stale, answer)  # a second finisher that still thinks it is running
 
     assert Edit.objects.get(pk=edit.pk).results.count() == 1
     assert stored_files() == files

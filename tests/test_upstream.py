@@ -63,16 +63,28 @@ def test_several_urls_go_as_a_json_array(simulator):
     assert sent["fields"]["image"] == urls
 
 
-def test_uploads_and_urls_together_go_as_multipart_in_their_order(simulator):
+def test_uploads_and_urls_for_gpt_image_2_go_as_files_in_their_order(simulator):
     url = f"{simulator.url}/samples/portrait.png"
     request = EditRequest(
-        "gpt-image-1", "combine them", "1024x1024", [png_input("a.png"), url, png_input("b.png")]
+        "gpt-image-2", "combine them", "1024x1024", [png_input("a.png"), url, png_input("b.png")]
     )
     upstream.submit(request)
     sent = simulator.received[-1]
     assert sent["content_type"] == "multipart"
-    assert [f["filename"] for f in sent["files"]["image[]"]] == ["a.png", "b.png"]
-    assert sent["fields"]["image[]"] == [url]
+    files = sent["files"]["image[]"]
+    assert [f["filename"] for f in files] == ["a.png", "input-2.png", "b.png"]
+    assert (files[1]["width"], files[1]["height"]) == (768, 1024)  # the app fetched the URL
+    assert "image[]" not in sent["fields"]
+
+
+@pytest.mark.parametrize("model", ["gpt-image-1", "gpt-image-1.5", "dall-e-2"])
+def test_models_that_take_no_urls_get_the_urls_bytes(simulator, model):
+    url = f"{simulator.url}/samples/square.png"
+    upstream.submit(EditRequest(model, "blur", "1024x1024", [url]))
+    sent = simulator.received[-1]
+    assert sent["content_type"] == "multipart"
+    assert sent["files"]["image"][0]["width"] == 1024
+    assert "image" not in sent["fields"]
 
 
 @pytest.mark.parametrize("model", ["nano-banana", "nano-banana-2", "nano-banana-pro"])
@@ -88,12 +100,13 @@ def test_nano_banana_sends_only_model_prompt_and_image(simulator, model):
     assert image_format == "JPEG"
 
 
-def test_nano_banana_with_a_url_goes_as_json_without_size(simulator):
+def test_nano_banana_with_a_url_sends_it_as_a_form_field_without_size(simulator):
     url = f"{simulator.url}/samples/landscape.png"
     upstream.submit(EditRequest("nano-banana", "add a leaf", "2048x2048", [url]))
     sent = simulator.received[-1]
-    assert sent["content_type"] == "json"
-    assert set(sent["fields"]) == {"model", "prompt", "image"}
+    assert sent["content_type"] == "multipart"
+    assert sent["fields"] == {"model": ["nano-banana"], "prompt": ["add a leaf"], "image": [url]}
+    assert sent["files"] == {}
 
 
 def test_a_callback_url_gets_a_task_id_at_once(simulator):

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Edit, InputImage, ResultImage
+from .models import Edit, InputImage, ResultImage, Submission
 
 
 class InputImageInline(admin.TabularInline):
@@ -10,30 +10,28 @@ class InputImageInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class SubmissionInline(admin.TabularInline):
+    model = Submission
+    extra = 0
+    fields = ["index", "n", "status", "error_code", "task_id", "trace_id", "elapsed", "finished_at"]
+    readonly_fields = fields
+
+
 class ResultImageInline(admin.TabularInline):
     model = ResultImage
     extra = 0
-    fields = ["position", "file", "thumbnail", "width", "height", "revised_prompt"]
+    fields = ["position", "file", "raw_file", "thumbnail", "width", "height", "revised_prompt"]
     readonly_fields = fields
 
 
 @admin.register(Edit)
 class EditAdmin(admin.ModelAdmin):
-    list_display = ["id", "owner", "model", "size", "status", "created_at", "finished_at"]
+    list_display = ["id", "owner", "model", "size", "candidates", "status", "created_at"]
     list_filter = ["status", "model"]
-    search_fields = ["prompt", "owner__username", "upstream_task_id", "upstream_trace_id"]
+    search_fields = ["prompt", "owner__username", "submissions__task_id", "submissions__trace_id"]
     list_select_related = ["owner"]
     readonly_fields = [
-        "status",
-        "error_code",
-        "error_message",
-        "upstream_task_id",
-        "upstream_trace_id",
-        "upstream_elapsed",
-        "created_at",
-        "started_at",
-        "submitted_at",
+        "status", "error_code", "error_message", "credits", "created_at", "started_at",
         "finished_at",
-    ]
-    exclude = ["callback_secret_hash"]
-    inlines = [InputImageInline, ResultImageInline]
+    ]  # fmt: skip
+    inlines = [InputImageInline, SubmissionInline, ResultImageInline]

@@ -28,6 +28,41 @@ RECOMMENDED_SIZES = {
 
 _SIZE_PATTERN = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 
+MAX_CANDIDATES = 10
+
+
+@dataclass(frozen=True)
+class Param:
+    """An extra request parameter: a choice among values, or a whole number in a range."""
+
+    name: str
+    label: str
+    choices: tuple[str, ...] = ()
+    number_range: tuple[int, int] | None = None
+    help: str = ""
+
+
+QUALITY = Param("quality", "Quality", ("auto", "low", "medium", "high"))
+BACKGROUND = Param(
+    "background",
+    "Background",
+    ("auto", "opaque", "transparent"),
+    help="Transparent needs PNG or WebP output.",
+)
+OUTPUT_FORMAT = Param("output_format", "Output format", ("png", "jpeg", "webp"))
+OUTPUT_COMPRESSION = Param(
+    "output_compression",
+    "Compression (%)",
+    number_range=(0, 100),
+    help="For JPEG and WebP output only.",
+)
+INPUT_FIDELITY = Param(
+    "input_fidelity",
+    "Input fidelity",
+    ("low", "high"),
+    help="How closely to keep faces and details of the inputs.",
+)
+
 
 @dataclass(frozen=True)
 class ImageModel:
@@ -39,6 +74,11 @@ class ImageModel:
     max_inputs: int = 16
     max_prompt_chars: int = 32_000
     native_n: bool = False
+    params: tuple[Param, ...] = ()
+    takes_mask: bool = False
+    # How image URLs reach this model on Ace: "json" (a JSON body), "form" (URL strings in a
+    # multipart body), or None (it takes files only: the app fetches URLs and uploads them).
+    url_transport: str | None = None
     # What each input image must be: None for any of PNG, JPEG and WebP.
     input_format: str | None = None
     square_inputs: bool = False
@@ -62,13 +102,39 @@ class ImageModel:
 
 _BOTH = frozenset({ACE, OPENAI})
 _GPT_IMAGE_1_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
+_GPT_IMAGE_1_PARAMS = (QUALITY, BACKGROUND, OUTPUT_FORMAT, OUTPUT_COMPRESSION, INPUT_FIDELITY)
+# gpt-image-2 always keeps inputs at high fidelity and refuses the parameter.
+_GPT_IMAGE_2_PARAMS = (QUALITY, BACKGROUND, OUTPUT_FORMAT, OUTPUT_COMPRESSION)
 
 MODELS: dict[str, ImageModel] = {
     model.name: model
     for model in [
-        ImageModel("gpt-image-2", "gpt-image", sizes=None, flavours=_BOTH),
-        ImageModel("gpt-image-1.5", "gpt-image", _GPT_IMAGE_1_SIZES, _BOTH, deprecated=True),
-        ImageModel("gpt-image-1", "gpt-image", _GPT_IMAGE_1_SIZES, _BOTH),
+        ImageModel(
+            "gpt-image-2",
+            "gpt-image",
+            sizes=None,
+            flavours=_BOTH,
+            params=_GPT_IMAGE_2_PARAMS,
+            takes_mask=True,
+            url_transport="json",
+        ),
+        ImageModel(
+            "gpt-image-1.5",
+            "gpt-image",
+            _GPT_IMAGE_1_SIZES,
+            _BOTH,
+            params=_GPT_IMAGE_1_PARAMS,
+            takes_mask=True,
+            deprecated=True,
+        ),
+        ImageModel(
+            "gpt-image-1",
+            "gpt-image",
+            _GPT_IMAGE_1_SIZES,
+            _BOTH,
+            params=_GPT_IMAGE_1_PARAMS,
+            takes_mask=True,
+        ),
         ImageModel(
             "dall-e-2",
             "dall-e",
@@ -76,14 +142,15 @@ MODELS: dict[str, ImageModel] = {
             max_inputs=1,
             max_prompt_chars=1_000,
             native_n=True,
+            takes_mask=True,
             input_format="PNG",
             square_inputs=True,
             max_input_bytes=4 * 1024 * 1024,
             deprecated=True,
         ),
-        ImageModel("nano-banana", "nano-banana", sizes=(), credits=0.14),
-        ImageModel("nano-banana-2", "nano-banana", sizes=(), credits=0.28),
-        ImageModel("nano-banana-pro", "nano-banana", sizes=(), credits=0.35),
+        ImageModel("nano-banana", "nano-banana", (), url_transport="form", credits=0.14),
+        ImageModel("nano-banana-2", "nano-banana", (), url_transport="form", credits=0.28),
+        ImageModel("nano-banana-pro", "nano-banana", (), url_transport="form", credits=0.35),
     ]
 }
 
@@ -133,3 +200,35 @@ def custom_size_error(size: str) -> str | None:
     if max(width, height) > MAX_RATIO * min(width, height):
         return f"The longer side can be at most {MAX_RATIO} times the shorter side."
     return None
+
+
+def param_errors(model: ImageModel, values: dict[str, str]) -> dict[str, str]:
+    """Why the extra parameters break the model's rules, per parameter; empty when fine.
+
+    Values are strings as a form or a request carries them; empty means "not sent"."""
+    errors = {}
+    accepted = {param.name: param for param in model.params}
+    for name, value in values.items():
+        if value == "":
+            continue
+        param = accepted.get(name)
+        if param is None:
+            errors[name] = f"{model.name} does not take {name}."
+        elif param.choices and value not in param.choices:
+            errors[name] = f"{param.label} must be one of {', '.join(param.choices)}."
+        elif param.number_range:
+            low, high = param.number_range
+            if not value.isdigit() or not low <= int(value) <= high:
+                errors[name] = f"{param.label} must be a whole number from {low} to {high}."
+    output_format = values.get("output_format") or "png"
+    if values.get("background") == "transparent" and output_format == "jpeg":
+        errors.setdefault("background", "A transparent background needs PNG or WebP output.")
+    if values.get("output_compression") and output_format == "png":
+        errors.setdefault("output_compression", "Compression applies to JPEG and WebP only.")
+    return errors
+
+
+def params_for(model: ImageModel, values: dict[str, str]) -> dict[str, str]:
+    """Only the parameters this model takes, and only those given."""
+    names = {param.name for param in model.params}
+    return {name: value for name, value in values.items() if name in names and value != ""}

@@ -4,11 +4,12 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
-from . import catalog, upstream
-from .images import EncodedImage, InvalidImage, convert, reencode
-from .services import NewEdit
+from . import catalog, services, upstream
+from .images import EncodedImage, InvalidImage, convert, mask_for, reencode
 
 MAX_INPUTS = max(model.max_inputs for model in catalog.MODELS.values())
+PARAMS = {param.name: param for model in catalog.MODELS.values() for param in model.params}
+AUTO, CUSTOM = "auto", "custom"
 
 
 class MultipleImageInput(forms.ClearableFileInput):
@@ -19,9 +20,8 @@ class MultipleImageField(forms.FileField):
     """Any number of uploaded files; each is checked in EditForm.clean_images."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault(
-            "widget", MultipleImageInput(attrs={"accept": "image/png,image/jpeg,image/webp"})
-        )
+        accept = "image/png,image/jpeg,image/webp"
+        kwargs.setdefault("widget", MultipleImageInput(attrs={"accept": accept}))
         super().__init__(**kwargs)
 
     def clean(self, data, initial=None):
@@ -31,30 +31,62 @@ class MultipleImageField(forms.FileField):
 
 def model_choices() -> list[tuple[str, str]]:
     offered = upstream.flavour()
-    choices = []
-    for model in catalog.MODELS.values():
-        if offered in model.flavours:
-            label = model.name + (" (deprecated)" if model.deprecated else "")
-            choices.append((model.name, label))
+    return [
+        (model.name, model.name + (" (deprecated)" if model.deprecated else ""))
+        for model in catalog.MODELS.values()
+        if offered in model.flavours
+    ]
+
+
+def size_choices(model: catalog.ImageModel) -> list[tuple[str, str | dict[str, str]]]:
+    """The size picker: auto, then the recommended sizes by aspect ratio and tier (or the
+    model's fixed list), then a custom size where the model takes any."""
+    if model.sizes is not None:
+        return [
+            (size, "auto (the model decides)" if size == AUTO else size) for size in model.sizes
+        ]
+    choices: list[tuple[str, str | dict[str, str]]] = [(AUTO, "auto (the model decides)")]
+    for ratio, tiers in catalog.RECOMMENDED_SIZES.items():
+        choices.append(
+            (
+                ratio,
+                {
+                    size: f"{tier} · {size}"
+                    for tier, size in zip(("1K", "2K", "4K"), tiers, strict=True)
+                },
+            )
+        )
+    choices.append((CUSTOM, "Custom…"))
     return choices
 
 
+def _default_size(model: catalog.ImageModel) -> str:
+    if model.sizes is None or AUTO in model.sizes:
+        return AUTO
+    return model.sizes[-1] if model.sizes else ""
+
+
+def _values(choices: list[tuple[str, str | dict[str, str]]]) -> list[str]:
+    """Every selectable value of a choice list with groups."""
+    values = []
+    for value, label in choices:
+        values.extend(label if isinstance(label, dict) else [value])
+    return values
+
+
+def _param_field(param: catalog.Param) -> forms.Field:
+    if param.number_range:
+        low, high = param.number_range
+        return forms.IntegerField(
+            label=param.label, required=False, min_value=low, max_value=high, help_text=param.help
+        )
+    choices = [("", "default"), *((value, value) for value in param.choices)]
+    return forms.ChoiceField(
+        label=param.label, required=False, choices=choices, help_text=param.help
+    )
+
+
 class EditForm(forms.Form):
-    prompt = forms.CharField(
-        label="Instruction",
-        widget=forms.Textarea(
-            attrs={"rows": 4, "placeholder": "Convert this to dark mode, keep the layout"}
-        ),
-        max_length=32_000,
-    )
-    model = forms.ChoiceField(label="Model", choices=model_choices, initial=catalog.DEFAULT_MODEL)
-    size = forms.CharField(
-        label="Size",
-        required=False,
-        max_length=11,
-        help_text="auto, or WIDTHxHEIGHT such as 1024x1536. nano-banana models ignore it.",
-        widget=forms.TextInput(attrs={"list": "size-options", "placeholder": "auto"}),
-    )
     images = MultipleImageField(label="Images", required=False)
     image_urls = forms.CharField(
         label="Image URLs",
@@ -62,13 +94,86 @@ class EditForm(forms.Form):
         help_text="One per line.",
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "https://example.com/photo.png"}),
     )
+    mask = forms.FileField(label="Mask", required=False)
+    keep_unmasked = forms.BooleanField(
+        label="Keep everything outside the mask exactly", required=False
+    )
+    prompt = forms.CharField(
+        label="Instruction",
+        max_length=32_000,
+        widget=forms.Textarea(
+            attrs={"rows": 4, "placeholder": "Convert this to dark mode, keep the layout"}
+        ),
+    )
+    model = forms.ChoiceField(label="Model", choices=model_choices, initial=catalog.DEFAULT_MODEL)
+    size = forms.CharField(label="Size", required=False, max_length=20)
+    custom_size = forms.CharField(label="Custom size", required=False, max_length=11)
+    candidates = forms.IntegerField(
+        label="How many results",
+        required=False,
+        min_value=1,
+        max_value=catalog.MAX_CANDIDATES,
+        initial=1,
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, param in PARAMS.items():
+            self.fields[name] = _param_field(param)
+
+    # --- What the page shows for the chosen model (also while nothing is submitted yet) ------
+
+    @property
+    def image_model(self) -> catalog.ImageModel:
+        return catalog.MODELS.get(self._raw("model"), catalog.MODELS[catalog.DEFAULT_MODEL])
+
+    def model_context(self) -> dict:
+        model = self.image_model
+        candidates = self._raw_candidates()
+        choices = size_choices(model)
+        size_value = self._raw("size")
+        if size_value not in _values(choices):  # e.g. the previous model's size
+            size_value = _default_size(model)
+        custom_size = self._raw("custom_size")
+        price = services.unit_price(model.name)
+        return {
+            "model": model,
+            "size_choices": choices,
+            "size_value": size_value,
+            "custom_size": custom_size,
+            "size_problem": catalog.size_error(model, custom_size) if custom_size else None,
+            "candidates": candidates,
+            "max_candidates": catalog.MAX_CANDIDATES,
+            "param_fields": [self[param.name] for param in model.params],
+            "ignored": self._ignored(model),
+            "unit_price": price,
+            "total_price": None if price is None else price * candidates,
+        }
+
+    def _raw(self, name: str) -> str:
+        """A value as submitted, or as given in `initial` to show the fields for it."""
+        values = self.data if self.is_bound else self.initial
+        return str(values.get(name, "")).strip()
+
+    def _raw_candidates(self) -> int:
+        try:
+            return min(max(int(self._raw("candidates")), 1), catalog.MAX_CANDIDATES)
+        except ValueError:
+            return 1
+
+    @staticmethod
+    def _ignored(model: catalog.ImageModel) -> list[str]:
+        if model.takes_only_model_prompt_image:
+            return ["size", "masks", "and every other parameter"]
+        return [] if model.takes_mask else ["masks"]
+
+    # --- Validation -------------------------------------------------------------------------
+
+    def clean_candidates(self) -> int:
+        return self.cleaned_data["candidates"] or 1
 
     def clean_prompt(self) -> str:
         return self.cleaned_data["prompt"].strip()
-
-    def clean_size(self) -> str:
-        size = self.cleaned_data["size"].strip().lower().replace(" ", "")
-        return "" if size == "auto" else size
 
     def clean_images(self) -> list[EncodedImage]:
         uploads = self.cleaned_data["images"]
@@ -90,9 +195,8 @@ class EditForm(forms.Form):
         return accepted
 
     def clean_image_urls(self) -> list[str]:
-        urls = [
-            line.strip() for line in self.cleaned_data["image_urls"].splitlines() if line.strip()
-        ]
+        lines = self.cleaned_data["image_urls"].splitlines()
+        urls = [line.strip() for line in lines if line.strip()]
         validate = forms.URLField(max_length=2000).clean
         for url in urls:
             try:
@@ -121,10 +225,9 @@ class EditForm(forms.Form):
                 )
         if uploads and "images" in self.cleaned_data:
             self._check_inputs_for(model, uploads)
-        if not model.takes_size:
-            cleaned["size"] = ""
-        elif "size" in cleaned and (problem := catalog.size_error(model, cleaned["size"])):
-            self.add_error("size", problem)
+        self._clean_size(model, cleaned)
+        self._clean_params(model, cleaned)
+        self._clean_mask(model, cleaned)
         prompt = cleaned.get("prompt", "")
         if len(prompt) > model.max_prompt_chars:
             self.add_error(
@@ -133,6 +236,43 @@ class EditForm(forms.Form):
                 f"characters; this one has {len(prompt):,}.",
             )
         return cleaned
+
+    def _clean_size(self, model: catalog.ImageModel, cleaned: dict) -> None:
+        size = (cleaned.get("size") or "").strip().lower()
+        if size == CUSTOM:
+            size = (cleaned.get("custom_size") or "").strip().lower().replace(" ", "")
+            if not size:
+                self.add_error(
+                    "custom_size", "Enter a custom size as WIDTHxHEIGHT, like 1600x1200."
+                )
+                return
+        if not model.takes_size or size == AUTO:
+            size = ""
+        if problem := catalog.size_error(model, size):
+            self.add_error("custom_size" if cleaned.get("size") == CUSTOM else "size", problem)
+        cleaned["size"] = size
+
+    def _clean_params(self, model: catalog.ImageModel, cleaned: dict) -> None:
+        given = {name: "" if cleaned.get(name) is None else str(cleaned[name]) for name in PARAMS}
+        params = catalog.params_for(model, given)
+        for name, problem in catalog.param_errors(model, params).items():
+            self.add_error(name, problem)
+        cleaned["params"] = params
+
+    def _clean_mask(self, model: catalog.ImageModel, cleaned: dict) -> None:
+        upload = cleaned.get("mask")
+        cleaned["mask"] = None
+        if not upload or not model.takes_mask:
+            return  # a model without masks never gets one
+        uploads = cleaned.get("images") or []
+        if not uploads:
+            self.add_error("mask", "A mask needs the first image to be an uploaded file.")
+            return
+        first = uploads[0]
+        try:
+            cleaned["mask"] = mask_for(upload.read(), (first.width, first.height))
+        except InvalidImage as error:
+            self.add_error("mask", str(error))
 
     def _check_inputs_for(self, model: catalog.ImageModel, uploads: list[EncodedImage]) -> None:
         """Per-model input rules (dall-e-2: one square PNG under 4 MB); converts as needed."""
@@ -156,12 +296,16 @@ class EditForm(forms.Form):
                 )
                 return
 
-    def new_edit(self) -> NewEdit:
+    def new_edit(self) -> services.NewEdit:
         data = self.cleaned_data
-        return NewEdit(
+        return services.NewEdit(
             prompt=data["prompt"],
             model=data["model"],
             size=data["size"],
             uploads=data["images"],
             urls=data["image_urls"],
+            params=data["params"],
+            candidates=data["candidates"],
+            mask=data["mask"],
+            keep_unmasked=data["keep_unmasked"],
         )

@@ -8,12 +8,15 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageChops, ImageFilter, ImageOps
 
 # What the upstream accepts as input and what it answers with.
 FORMATS = ("PNG", "JPEG", "WEBP")
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+MAX_MASK_BYTES = 4 * 1024 * 1024
+# How far, in pixels, the result fades into the original inside the mask's edge.
+FEATHER_RADIUS = 4
 # Well above the largest output (3840x2160) and a 48-megapixel phone photo, far below a bomb.
 MAX_PIXELS = 64_000_000
 THUMBNAIL_SIDE = 640
@@ -108,3 +111,46 @@ def thumbnail(content: bytes) -> EncodedImage:
     image, _ = decode(content)
     image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     return encode(image, "WEBP")
+
+
+def has_alpha(image: Image.Image) -> bool:
+    return "A" in image.getbands() or "transparency" in image.info
+
+
+def mask_for(data: bytes, size: tuple[int, int]) -> EncodedImage:
+    """A mask for a first input of `size`: a PNG with an alpha channel, exactly that size,
+    under 4 MB, with some transparent (to be edited) pixels."""
+    if len(data) > MAX_MASK_BYTES:
+        raise InvalidImage("The mask is larger than 4 MB.")
+    image, image_format = decode(data)
+    if image_format != "PNG" or not has_alpha(image):
+        raise InvalidImage("The mask must be a PNG with an alpha channel.")
+    if image.size != size:
+        raise InvalidImage(
+            f"The mask is {image.width}x{image.height} but the first image is "
+            f"{size[0]}x{size[1]}; they must be the same size."
+        )
+    image = image.convert("RGBA")
+    if image.getchannel("A").getextrema()[0] > 0:
+        raise InvalidImage("The mask has no transparent area, so nothing would be edited.")
+    return encode(image, "PNG")
+
+
+def keep_outside_mask(result: EncodedImage, original: bytes, mask: bytes) -> EncodedImage:
+    """The result inside the mask's transparent area, the original everywhere else.
+
+    The result is scaled to the original's size where they differ, and fades into the original
+    just inside the mask's edge; outside the mask every pixel is the original's. Written as PNG
+    so that those pixels stay exact."""
+    edited, _ = decode(result.content)
+    base, _ = decode(original)
+    holes, _ = decode(mask)
+    if edited.size != base.size:
+        edited = edited.resize(base.size, Image.Resampling.LANCZOS)
+    edit_area = ImageOps.invert(holes.convert("RGBA").getchannel("A"))  # 255: edit here
+    # Blurring softens the edge; the darker of blurred and sharp keeps it inside the mask.
+    weight = ImageChops.darker(
+        edit_area.filter(ImageFilter.GaussianBlur(FEATHER_RADIUS)), edit_area
+    )
+    mode = "RGBA" if has_alpha(base) or has_alpha(edited) else "RGB"
+    return encode(Image.composite(edited.convert(mode), base.convert(mode), weight), "PNG")

@@ -4,6 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
@@ -20,41 +21,94 @@ def storage_name(kind: str, extension: str) -> str:
     return f"{kind}/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.{extension}"
 
 
-class Edit(models.Model):
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+class Status(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
 
+ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+
+class StateMachine(models.Model):
+    """A status that only moves forward, by conditional updates: a repeated task or a late
+    callback cannot move a row that has already moved on. Each change returns True if this
+    call made it."""
+
+    Status = Status
+    ACTIVE = ACTIVE
+
+    status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
+    error_code = models.CharField(max_length=60, blank=True)
+    error_message = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the worker picking it up to its end."""
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    def _transition(self, allowed: tuple[str, ...], **changes) -> bool:
+        updated = type(self).objects.filter(pk=self.pk, status__in=allowed).update(**changes)
+        if updated:
+            for field, value in changes.items():
+                setattr(self, field, value)
+        return bool(updated)
+
+    def mark_running(self) -> bool:
+        return self._transition((Status.QUEUED,), status=Status.RUNNING, started_at=timezone.now())
+
+    def mark_failed(self, code: str, message: str) -> bool:
+        return self._transition(
+            ACTIVE,
+            status=Status.FAILED,
+            error_code=code,
+            error_message=message,
+            finished_at=timezone.now(),
+        )
+
+
+class Edit(StateMachine):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="edits"
     )
     prompt = models.TextField()
     model = models.CharField(max_length=40, choices=[(name, name) for name in catalog.MODELS])
     size = models.CharField(max_length=20, blank=True, help_text="Empty means the model decides.")
-
-    status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
-    error_code = models.CharField(max_length=60, blank=True)
-    error_message = models.TextField(blank=True)
-
-    upstream_task_id = models.CharField(max_length=100, blank=True)
-    upstream_trace_id = models.CharField(max_length=100, blank=True)
-    # The upstream's own timing in seconds, when it reports one.
-    upstream_elapsed = models.FloatField(null=True, blank=True)
-    # SHA-256 of the secret carried by this edit's callback URL; the secret itself is not kept.
-    callback_secret_hash = models.CharField(max_length=64, blank=True)
-
+    # The model's extra parameters as requested (quality, background, ...), only those it takes.
+    params = models.JSONField(default=dict, blank=True)
+    candidates = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(catalog.MAX_CANDIDATES)],
+    )
+    # PNG whose transparent pixels mark where to edit the first input.
+    mask = models.FileField(blank=True)
+    # Paste the first input's pixels outside the mask back over each result.
+    keep_unmasked = models.BooleanField(default=False)
+    # What the submission cost: candidates x the model's unit price, when the price is known.
+    credits = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    submitted_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["owner", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(candidates__gte=1, candidates__lte=catalog.MAX_CANDIDATES),
+                name="candidates_in_range",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Edit {self.pk} ({self.model}, {self.status})"
@@ -63,61 +117,87 @@ class Edit(models.Model):
         return reverse("edit-detail", args=[self.pk])
 
     @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
-
-    @property
     def image_model(self) -> catalog.ImageModel:
         return catalog.MODELS[self.model]
 
-    @property
-    def duration(self) -> float | None:
-        """Seconds from the worker picking the edit up to its end."""
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
+    def mark_failed(self, code: str, message: str) -> bool:
+        """The whole edit failed: so did every request of it still under way."""
+        failed = super().mark_failed(code, message)
+        for submission in self.submissions.filter(status__in=ACTIVE):
+            submission.mark_failed(code, message)
+        return failed
 
-    # State changes are conditional updates, so that a repeated task or a late callback cannot
-    # move an edit that has already moved on. Each returns True if this call made the change.
-
-    def _transition(self, allowed: tuple[str, ...], **changes) -> bool:
-        updated = Edit.objects.filter(pk=self.pk, status__in=allowed).update(**changes)
-        if updated:
-            for field, value in changes.items():
-                setattr(self, field, value)
-        return bool(updated)
-
-    def mark_running(self) -> bool:
+    def settle(self) -> bool:
+        """End the edit once none of its requests is under way: succeeded if any brought a
+        result, failed (with the first request's reason) if none did."""
+        submissions = list(self.submissions.all())
+        if not submissions or any(submission.is_active for submission in submissions):
+            return False
+        if any(submission.status == Status.SUCCEEDED for submission in submissions):
+            return self._transition(ACTIVE, status=Status.SUCCEEDED, finished_at=timezone.now())
+        first = submissions[0]
         return self._transition(
-            (self.Status.QUEUED,), status=self.Status.RUNNING, started_at=timezone.now()
+            ACTIVE,
+            status=Status.FAILED,
+            error_code=first.error_code,
+            error_message=first.error_message,
+            finished_at=timezone.now(),
         )
 
+
+class Submission(StateMachine):
+    """One request to the upstream for an edit: one a candidate, or one asking for all of
+    them where the model takes `n` itself (dall-e-2)."""
+
+    edit = models.ForeignKey(Edit, on_delete=models.CASCADE, related_name="submissions")
+    index = models.PositiveSmallIntegerField()
+    # How many images this request asks for.
+    n = models.PositiveSmallIntegerField(default=1)
+    task_id = models.CharField(max_length=100, blank=True)
+    trace_id = models.CharField(max_length=100, blank=True)
+    # The upstream's own timing in seconds, when it reports one.
+    elapsed = models.FloatField(null=True, blank=True)
+    # SHA-256 of the secret carried by this request's callback URL; the secret is not kept.
+    callback_secret_hash = models.CharField(max_length=64, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [
+            models.UniqueConstraint(fields=["edit", "index"], name="unique_submission_index"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Request {self.index + 1} of edit {self.edit_id} ({self.status})"
+
+    @property
+    def first_position(self) -> int:
+        """Where this request's results start among the edit's results."""
+        return self.index * self.n
+
     def mark_submitted(self, task_id: str, trace_id: str) -> bool:
-        """The upstream accepted the edit and will call back."""
+        """The upstream accepted the request and will call back."""
         return self._transition(
-            (self.Status.RUNNING,),
-            upstream_task_id=task_id,
-            upstream_trace_id=trace_id,
-            submitted_at=timezone.now(),
+            (Status.RUNNING,), task_id=task_id, trace_id=trace_id, submitted_at=timezone.now()
         )
 
     def mark_succeeded(self, task_id: str, trace_id: str, elapsed: float | None) -> bool:
         return self._transition(
-            self.ACTIVE,
-            status=self.Status.SUCCEEDED,
-            upstream_task_id=task_id or self.upstream_task_id,
-            upstream_trace_id=trace_id or self.upstream_trace_id,
-            upstream_elapsed=elapsed,
+            ACTIVE,
+            status=Status.SUCCEEDED,
+            task_id=task_id or self.task_id,
+            trace_id=trace_id or self.trace_id,
+            elapsed=elapsed,
             finished_at=timezone.now(),
         )
 
     def mark_failed(self, code: str, message: str, trace_id: str = "") -> bool:
         return self._transition(
-            self.ACTIVE,
-            status=self.Status.FAILED,
+            ACTIVE,
+            status=Status.FAILED,
             error_code=code,
             error_message=message,
-            upstream_trace_id=trace_id or self.upstream_trace_id,
+            trace_id=trace_id or self.trace_id,
             finished_at=timezone.now(),
         )
 
@@ -159,8 +239,12 @@ class InputImage(models.Model):
 
 class ResultImage(models.Model):
     edit = models.ForeignKey(Edit, on_delete=models.CASCADE, related_name="results")
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="results")
     position = models.PositiveSmallIntegerField()
+    # What to show: the model's output, or with keep_unmasked, the output with the original's
+    # pixels put back outside the mask (the model's own output is then kept in raw_file).
     file = models.FileField()
+    raw_file = models.FileField(blank=True)
     thumbnail = models.FileField()
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
@@ -177,11 +261,13 @@ class ResultImage(models.Model):
         return self.file.name
 
 
+@receiver(post_delete, sender=Edit)
 @receiver(post_delete, sender=InputImage)
 @receiver(post_delete, sender=ResultImage)
 def delete_stored_files(sender, instance, **kwargs) -> None:
     """A deleted row takes its files along, once the deletion is committed."""
-    names = [field.name for field in (instance.file, getattr(instance, "thumbnail", None)) if field]
+    files = [getattr(instance, name, None) for name in ("file", "raw_file", "thumbnail", "mask")]
+    names = [file.name for file in files if file]
 
     def delete() -> None:
         for name in names:

@@ -1,25 +1,33 @@
-"""The steps of an edit, as plain functions: create, run, finish from an answer or a callback,
-and check on an edit whose callback is late."""
+"""The steps of an edit, as plain functions: create it, run its requests, finish each from an
+answer or a callback, and check on a request whose callback is late.
+
+An edit asks for one or more candidates. A model that takes `n` (dall-e-2) gets one request for
+all of them; any other model gets one request per candidate, sent at the same time. Each request
+is a Submission with its own state; the edit settles once none is under way.
+"""
 
 import logging
 import secrets
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from . import images, tasks, upstream
-from .models import Edit, InputImage, ResultImage, storage_name
+from . import catalog, images, tasks, upstream
+from .models import Edit, InputImage, ResultImage, Submission, storage_name
 
 logger = logging.getLogger(__name__)
 
 # How often to ask the task query endpoint once a callback is late.
 CHECK_INTERVAL = timedelta(seconds=60)
+INTERNAL_ERROR = "Something went wrong on our side. Try again."
 
 
 @dataclass(frozen=True)
@@ -29,31 +37,59 @@ class NewEdit:
     size: str
     uploads: list[images.EncodedImage]
     urls: list[str]
+    params: dict[str, str] = field(default_factory=dict)
+    candidates: int = 1
+    mask: images.EncodedImage | None = None
+    keep_unmasked: bool = False
+
+
+def unit_price(model_name: str) -> Decimal | None:
+    """Credits per result: the reference's price, or the one configured in MODEL_CREDITS."""
+    value = settings.MODEL_CREDITS.get(model_name, catalog.MODELS[model_name].credits)
+    return None if value is None else Decimal(str(value))
+
+
+def total_price(model_name: str, candidates: int) -> Decimal | None:
+    price = unit_price(model_name)
+    return None if price is None else price * candidates
 
 
 def create_edit(owner, new: NewEdit) -> Edit:
-    """Store the edit and its inputs in one transaction, and queue its run once committed."""
+    """Store the edit, its inputs and its requests in one transaction, and queue its run once
+    committed."""
+    model = catalog.MODELS[new.model]
+    mask = new.mask if model.takes_mask else None
     stored: list[str] = []
     try:
         with transaction.atomic():
             edit = Edit.objects.create(
-                owner=owner, prompt=new.prompt, model=new.model, size=new.size
+                owner=owner,
+                prompt=new.prompt,
+                model=new.model,
+                size=new.size,
+                params=catalog.params_for(model, new.params),
+                candidates=new.candidates,
+                keep_unmasked=new.keep_unmasked and mask is not None,
+                credits=total_price(new.model, new.candidates),
             )
-            position = 0
-            for upload in new.uploads:
+            if mask:
+                edit.mask = _store("masks", mask)
+                stored.append(edit.mask.name)
+                edit.save(update_fields=["mask"])
+            for position, upload in enumerate(new.uploads):
                 name = _store("inputs", upload)
                 stored.append(name)
                 InputImage.objects.create(
-                    edit=edit,
-                    position=position,
-                    file=name,
-                    width=upload.width,
+                    edit=edit, position=position, file=name, width=upload.width,
                     height=upload.height,
-                )
-                position += 1
-            for url in new.urls:
+                )  # fmt: skip
+            for position, url in enumerate(new.urls, start=len(new.uploads)):
                 InputImage.objects.create(edit=edit, position=position, url=url)
-                position += 1
+            if model.native_n:
+                requests = [Submission(edit=edit, index=0, n=new.candidates)]
+            else:
+                requests = [Submission(edit=edit, index=i) for i in range(new.candidates)]
+            Submission.objects.bulk_create(requests)
             transaction.on_commit(lambda: _enqueue_run(edit))
     except BaseException:
         _delete_files(stored)  # the rows were rolled back: their files go too
@@ -71,115 +107,174 @@ def _enqueue_run(edit: Edit) -> None:
 
 
 def run_edit(edit_id: int) -> None:
-    """The worker's part: send the edit, then either finish it or wait for its callback."""
+    """The worker's part: send every request of the edit at once, then finish each from its
+    answer or leave it to its callback."""
     edit = Edit.objects.filter(pk=edit_id).first()
     if edit is None or not edit.mark_running():
         return  # deleted, or already taken by another run of this task
     try:
         request = _upstream_request(edit)
+    except Exception:
+        logger.exception("Edit %s could not be prepared", edit.pk)
+        edit.mark_failed("internal_error", INTERNAL_ERROR)
+        raise
+    queued = list(edit.submissions.filter(status=Edit.Status.QUEUED))
+    if len(queued) == 1:
+        _run_submission(queued[0], request)
+        return
+    with ThreadPoolExecutor(max_workers=len(queued)) as pool:
+        for submission in queued:
+            pool.submit(_run_in_thread, submission, request)
+
+
+def _run_in_thread(submission: Submission, request: upstream.EditRequest) -> None:
+    try:
+        _run_submission(submission, request)
+    finally:
+        connections.close_all()  # this thread's own connections
+
+
+def _run_submission(submission: Submission, request: upstream.EditRequest) -> None:
+    if not submission.mark_running():
+        return
+    try:
+        request = replace(request, n=submission.n)
         if _use_callbacks():
             secret = secrets.token_urlsafe(32)
-            edit.set_callback_secret(secret)
-            request.callback_url = callback_url(edit, secret)
+            submission.set_callback_secret(secret)
+            request = replace(request, callback_url=callback_url(submission, secret))
         answer = upstream.submit(request)
         if isinstance(answer, upstream.Submitted):
-            edit.mark_submitted(answer.task_id, answer.trace_id)
-            _schedule_check(edit, settings.CALLBACK_CHECK_AFTER)
+            submission.mark_submitted(answer.task_id, answer.trace_id)
+            _schedule_check(submission, settings.CALLBACK_CHECK_AFTER)
             return
-        finish(edit, answer)
+        finish(submission, answer)
     except upstream.UpstreamError as error:
-        edit.mark_failed(error.code, error.message, error.trace_id)
+        fail(submission, error.code, error.message, error.trace_id)
     except Exception:
-        logger.exception("Edit %s failed unexpectedly", edit.pk)
-        edit.mark_failed("internal_error", "Something went wrong on our side. Try again.")
-        raise
+        logger.exception("Request %s failed unexpectedly", submission.pk)
+        fail(submission, "internal_error", INTERNAL_ERROR)
 
 
-def handle_callback(edit: Edit, payload: dict) -> None:
-    """The upstream's POST to our callback URL: finish the edit from it."""
-    if not edit.is_active:
-        return  # a second callback, or one for an edit already finished another way
+def handle_callback(submission: Submission, payload: dict) -> None:
+    """The upstream's POST to our callback URL: finish the request from it."""
+    if not submission.is_active:
+        return  # a second callback, or one for a request already finished another way
     try:
         answer = upstream.parse_answer(payload)
     except upstream.UpstreamError as error:
-        edit.mark_failed(error.code, error.message, error.trace_id)
+        fail(submission, error.code, error.message, error.trace_id)
         return
-    finish(edit, answer)
+    finish(submission, answer)
 
 
-def check_edit(edit_id: int) -> None:
-    """An edit's callback is late: ask the task query endpoint, and give up eventually."""
-    edit = Edit.objects.filter(pk=edit_id).first()
-    if edit is None or not edit.is_active or not edit.upstream_task_id:
+def check_submission(submission_id: int) -> None:
+    """A request's callback is late: ask the task query endpoint, and give up eventually."""
+    submission = Submission.objects.filter(pk=submission_id).first()
+    if submission is None or not submission.is_active or not submission.task_id:
         return
     try:
-        answer = upstream.retrieve_task(edit.upstream_task_id)
+        answer = upstream.retrieve_task(submission.task_id)
         if answer is not None:
-            finish(edit, answer)
+            finish(submission, answer)
             return
     except upstream.UpstreamError as error:
         if not error.retryable:
-            edit.mark_failed(error.code, error.message, error.trace_id)
+            fail(submission, error.code, error.message, error.trace_id)
             return
     except Exception:
         # Whatever broke (storage, database), the chain of checks must go on, or the edit
         # would stay running for good.
-        logger.exception("Checking edit %s failed; checking again later", edit.pk)
-    waited = timezone.now() - (edit.submitted_at or edit.created_at)
+        logger.exception("Checking request %s failed; checking again later", submission.pk)
+    waited = timezone.now() - (submission.submitted_at or submission.edit.created_at)
     if waited.total_seconds() >= settings.CALLBACK_GIVE_UP_AFTER:
-        edit.mark_failed(
+        fail(
+            submission,
             "callback_timeout",
             "The image service never reported back on this edit. Try again.",
         )
     else:
-        _schedule_check(edit, CHECK_INTERVAL.total_seconds())
+        _schedule_check(submission, CHECK_INTERVAL.total_seconds())
 
 
-def finish(edit: Edit, answer: upstream.EditAnswer) -> None:
-    """Store every result image, then mark the edit succeeded, unless something else finished it
-    first (then the files just stored are removed again)."""
+def fail(submission: Submission, code: str, message: str, trace_id: str = "") -> None:
+    submission.mark_failed(code, message, trace_id)
+    submission.edit.settle()
+
+
+def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
+    """Store every result image of one request, then mark it succeeded, unless something else
+    finished it first (then the files just stored are removed again)."""
+    edit = submission.edit
     stored: list[str] = []
     try:
+        keep = _KeepUnmasked.for_edit(edit)
         results = []
-        for position, data in enumerate(answer.images):
+        for offset, data in enumerate(answer.images[: submission.n]):
             try:
-                image = images.reencode(upstream.result_bytes(data))
+                raw = images.reencode(upstream.result_bytes(data))
+                shown = keep.apply(raw) if keep else raw
             except images.InvalidImage as error:
                 raise upstream.MalformedAnswer(
                     "The image service sent a result that is not a readable image.",
                     code="bad_image_data",
                 ) from error
-            name = _store("results", image)
+            name = _store("results", shown)
             stored.append(name)
-            thumb = _store("thumbnails", images.thumbnail(image.content))
+            raw_name = ""
+            if keep:
+                raw_name = _store("results", raw)
+                stored.append(raw_name)
+            thumb = _store("thumbnails", images.thumbnail(shown.content))
             stored.append(thumb)
             results.append(
                 ResultImage(
                     edit=edit,
-                    position=position,
+                    submission=submission,
+                    position=submission.first_position + offset,
                     file=name,
+                    raw_file=raw_name,
                     thumbnail=thumb,
-                    width=image.width,
-                    height=image.height,
+                    width=shown.width,
+                    height=shown.height,
                     revised_prompt=data.revised_prompt,
-                )
+                )  # fmt: skip
             )
         with transaction.atomic():
-            won = edit.mark_succeeded(answer.task_id, answer.trace_id, answer.elapsed)
+            won = submission.mark_succeeded(answer.task_id, answer.trace_id, answer.elapsed)
             if won:
                 ResultImage.objects.bulk_create(results)
-        if not won:  # another callback or check finished the edit first
+        if not won:  # another callback or check finished this request first
             _delete_files(stored)
     except upstream.UpstreamError as error:
         _delete_files(stored)
-        edit.mark_failed(error.code, error.message, error.trace_id or answer.trace_id)
+        submission.mark_failed(error.code, error.message, error.trace_id or answer.trace_id)
     except BaseException:
         _delete_files(stored)
         raise
+    edit.settle()
 
 
-def callback_url(edit: Edit, secret: str) -> str:
-    path = reverse("edit-callback", args=[edit.pk, secret])
+@dataclass(frozen=True)
+class _KeepUnmasked:
+    """The first input and the mask, to put the original's pixels back outside the mask."""
+
+    original: bytes
+    mask: bytes
+
+    @classmethod
+    def for_edit(cls, edit: Edit) -> "_KeepUnmasked | None":
+        first = edit.inputs.filter(position=0).exclude(file="").first()
+        if not (edit.keep_unmasked and edit.mask and first):
+            return None
+        return cls(_read(first.file), _read(edit.mask))
+
+    def apply(self, result: images.EncodedImage) -> images.EncodedImage:
+        return images.keep_outside_mask(result, self.original, self.mask)
+
+
+def callback_url(submission: Submission, secret: str) -> str:
+    path = reverse("edit-callback", args=[submission.pk, secret])
     return settings.PUBLIC_BASE_URL + path
 
 
@@ -187,28 +282,32 @@ def _use_callbacks() -> bool:
     return bool(settings.PUBLIC_BASE_URL) and upstream.supports_callbacks()
 
 
-def _schedule_check(edit: Edit, after_seconds: float) -> None:
+def _schedule_check(submission: Submission, after_seconds: float) -> None:
     run_after = timezone.now() + timedelta(seconds=after_seconds)
-    tasks.check_edit.using(run_after=run_after).enqueue(edit.pk)
+    tasks.check_submission.using(run_after=run_after).enqueue(submission.pk)
 
 
 def _upstream_request(edit: Edit) -> upstream.EditRequest:
-    request = upstream.EditRequest(model=edit.model, prompt=edit.prompt, size=edit.size)
+    request = upstream.EditRequest(
+        model=edit.model, prompt=edit.prompt, size=edit.size, params=dict(edit.params)
+    )
     for item in edit.inputs.all():
-        if item.url:
-            request.images.append(item.url)
-            continue
-        with item.file.open("rb") as handle:
-            content = handle.read()
-        extension = item.file.name.rsplit(".", 1)[-1]
-        request.images.append(
-            upstream.InputFile(
-                f"input-{item.position + 1}.{extension}",
-                content,
-                images.content_type_for(item.file.name),
-            )
-        )
+        request.images.append(item.url or _input_file(f"input-{item.position + 1}", item.file))
+    if edit.mask:
+        request.mask = _input_file("mask", edit.mask)
     return request
+
+
+def _input_file(stem: str, stored) -> upstream.InputFile:
+    extension = stored.name.rsplit(".", 1)[-1]
+    return upstream.InputFile(
+        f"{stem}.{extension}", _read(stored), images.content_type_for(stored.name)
+    )
+
+
+def _read(stored) -> bytes:
+    with stored.open("rb") as handle:
+        return handle.read()
 
 
 def _store(kind: str, image: images.EncodedImage) -> str:

@@ -12,5 +12,5 @@ def run_edit(edit_id: int) -> None:
 
 
 @task
-def check_edit(edit_id: int) -> None:
-    services.check_edit(edit_id)
+def check_submission(submission_id: int) -> None:
+    services.check_submission(submission_id)

@@ -16,7 +16,7 @@ import binascii
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 from django.conf import settings
@@ -49,6 +49,11 @@ class EditRequest:
     # In order; each an image URL or the bytes of an image.
     images: list[str | InputFile] = field(default_factory=list)
     callback_url: str = ""
+    # How many images to ask for; only models that take `n` (dall-e-2) are asked for more than 1.
+    n: int = 1
+    mask: InputFile | None = None
+    # Extra parameters (quality, background, ...); those the model does not take are dropped.
+    params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -290,30 +295,56 @@ def _auth_headers() -> dict[str, str]:
 
 
 def build_request(request: EditRequest, for_flavour: str) -> dict:
-    """The keyword arguments for httpx: `json=` or `data=`/`files=`, per model and input kind."""
+    """The keyword arguments for httpx: `json=` or `data=`/`files=`, per model and input kind.
+
+    Only what the model takes is sent: nano-banana models get model, prompt and image alone;
+    a mask goes only to models that take one, and always in a multipart body."""
     model = catalog.MODELS[request.model]
-    fields: dict[str, str] = {"model": model.name, "prompt": request.prompt}
-    if model.takes_size and request.size and not model.takes_only_model_prompt_image:
-        fields["size"] = request.size
+    fields: dict[str, str | int] = {"model": model.name, "prompt": request.prompt}
+    if not model.takes_only_model_prompt_image:
+        if model.takes_size and request.size:
+            fields["size"] = request.size
+        fields.update(catalog.params_for(model, request.params))
+        if model.native_n and request.n > 1:
+            fields["n"] = request.n
     if request.callback_url and for_flavour == ACE:
         fields["callback_url"] = request.callback_url
+    mask = request.mask if model.takes_mask else None
     images = request.images
-    if for_flavour == ACE and all(isinstance(image, str) for image in images):
+    if model.url_transport == "json" and _urls_pass_through(request, for_flavour):
+        if "output_compression" in fields:
+            fields["output_compression"] = int(fields["output_compression"])
         return {"json": {**fields, "image": images[0] if len(images) == 1 else images}}
     name = "image" if len(images) == 1 else "image[]"
     parts = []
     for image in images:
         if isinstance(image, str):
-            if for_flavour == OPENAI:
-                raise ValueError("URL inputs must be downloaded before an OpenAI request")
+            if not _urls_pass_through(request, for_flavour):
+                raise ValueError("this request cannot carry image URLs: download them first")
             parts.append((name, (None, image)))
         else:
             parts.append((name, (image.filename, image.content, image.content_type)))
-    return {"data": fields, "files": parts}
+    if mask:
+        parts.append(("mask", (mask.filename, mask.content, mask.content_type)))
+    return {"data": {key: str(value) for key, value in fields.items()}, "files": parts}
+
+
+def _urls_pass_through(request: EditRequest, for_flavour: str) -> bool:
+    """Whether image URLs can go to the upstream as URLs; if not, the app uploads their bytes.
+
+    Only Ace takes URLs, and only for some models: gpt-image-2 in a JSON body (which cannot
+    carry a mask or files), nano-banana also as URL strings in a multipart body."""
+    model = catalog.MODELS[request.model]
+    if for_flavour != ACE or model.url_transport is None:
+        return False
+    if model.url_transport == "json":
+        has_files = any(not isinstance(image, str) for image in request.images)
+        return not has_files and not (request.mask and model.takes_mask)
+    return True
 
 
 def _download_inputs(request: EditRequest) -> EditRequest:
-    """OpenAI takes no image URLs: fetch them here (safely) and send their bytes."""
+    """Fetch URL inputs here (safely) and send their bytes instead."""
     images: list[str | InputFile] = []
     for position, image in enumerate(request.images):
         if isinstance(image, str):
@@ -327,13 +358,13 @@ def _download_inputs(request: EditRequest) -> EditRequest:
                 f"input-{position + 1}.{fetched.extension}", fetched.content, fetched.content_type
             )
         images.append(image)
-    return EditRequest(request.model, request.prompt, request.size, images, request.callback_url)
+    return replace(request, images=images)
 
 
 def submit(request: EditRequest) -> EditAnswer | Submitted:
     """Send one edit. With a callback URL (ace flavour) the answer is Submitted at once."""
     current = flavour()
-    if current == OPENAI:
+    if not _urls_pass_through(request, current):
         request = _download_inputs(request)
     response = _post("/images/edits", **build_request(request, current))
     payload = _json(response)

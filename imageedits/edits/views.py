@@ -17,7 +17,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from . import catalog, images, services
 from .forms import EditForm
-from .models import Edit
+from .models import Edit, Submission
 
 # A callback carries at most a few result images as base64.
 MAX_CALLBACK_BYTES = 200 * 1024 * 1024
@@ -35,15 +35,34 @@ def new(request: HttpRequest) -> HttpResponse:
         edit = services.create_edit(request.user, form.new_edit())
         return redirect(edit)
     recent = request.user.edits.prefetch_related("results")[:8]
-    context = {"form": form, "recent": recent, "size_options": _size_options()}
+    context = {"form": form, "recent": recent, **form.model_context()}
     return render(request, "edits/new.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_GET
+def params(request: HttpRequest) -> HttpResponse:
+    """The form's model-dependent fields, for the model (and values) in the query; unbound, so
+    that nothing is judged before the person submits."""
+    form = EditForm(initial=request.GET.dict())
+    return render(request, "edits/new.html#params", {"form": form, **form.model_context()})
+
+
+@login_required
+@require_GET
+def size_check(request: HttpRequest) -> HttpResponse:
+    """The live message under a custom size: the same rule the form applies on submit."""
+    model = catalog.MODELS.get(request.GET.get("model", ""), catalog.MODELS[catalog.DEFAULT_MODEL])
+    size = request.GET.get("custom_size", "").strip().lower().replace(" ", "")
+    problem = catalog.size_error(model, size) if size else None
+    return render(request, "edits/new.html#size_message", {"size_problem": problem})
 
 
 @login_required
 @require_GET
 def detail(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
-    return render(request, "edits/detail.html", {"edit": edit})
+    return render(request, "edits/detail.html", _status_context(edit))
 
 
 @login_required
@@ -52,7 +71,7 @@ def detail(request: HttpRequest, edit_id: int) -> HttpResponse:
 def status(request: HttpRequest, edit_id: int) -> HttpResponse:
     """The polled fragment; 286 tells htmx to stop polling once the edit has ended."""
     edit = _get_edit_for_user(request, edit_id)
-    response = render(request, "edits/detail.html#status", {"edit": edit})
+    response = render(request, "edits/detail.html#status", _status_context(edit))
     if not edit.is_active:
         response.status_code = HttpResponseStopPolling.status_code
     return response
@@ -63,31 +82,47 @@ def status(request: HttpRequest, edit_id: int) -> HttpResponse:
 def image(request: HttpRequest, edit_id: int, kind: str, position: int) -> FileResponse:
     """A stored input, result or thumbnail, served to the edit's owner only."""
     edit = _get_edit_for_user(request, edit_id)
-    if kind not in ("input", "result", "thumbnail"):
-        raise Http404
     if kind == "input":
-        item = get_object_or_404(edit.inputs, position=position, url="")
-        stored = item.file
+        stored = get_object_or_404(edit.inputs, position=position, url="").file
+    elif kind == "mask" and edit.mask:
+        stored = edit.mask
+    elif kind in ("result", "raw", "thumbnail"):
+        result = get_object_or_404(edit.results, position=position)
+        stored = {"result": result.file, "raw": result.raw_file, "thumbnail": result.thumbnail}[
+            kind
+        ]
     else:
-        item = get_object_or_404(edit.results, position=position)
-        stored = item.thumbnail if kind == "thumbnail" else item.file
+        raise Http404
+    if not stored:
+        raise Http404
     response = FileResponse(stored.open("rb"), content_type=images.content_type_for(stored.name))
-    if kind == "result" and request.GET.get("download"):
+    if kind in ("result", "raw") and request.GET.get("download"):
         extension = stored.name.rsplit(".", 1)[-1]
+        suffix = "-model-output" if kind == "raw" else ""
         response["Content-Disposition"] = (
-            f'attachment; filename="edit-{edit.pk}-result-{position + 1}.{extension}"'
+            f'attachment; filename="edit-{edit.pk}-result-{position + 1}{suffix}.{extension}"'
         )
     response["Cache-Control"] = "private, max-age=86400, immutable"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
 
+def _status_context(edit: Edit) -> dict:
+    submissions = list(edit.submissions.prefetch_related("results"))
+    return {
+        "edit": edit,
+        "submissions": submissions,
+        "results_count": sum(len(s.results.all()) for s in submissions),
+        "failed_count": sum(s.status == Submission.Status.FAILED for s in submissions),
+    }
+
+
 @csrf_exempt
 @require_POST
-def callback(request: HttpRequest, edit_id: int, secret: str) -> HttpResponse:
-    """Where the upstream POSTs an edit's result. Unknown edit or wrong secret: 404."""
-    edit = Edit.objects.filter(pk=edit_id).first()
-    if edit is None or not edit.callback_secret_matches(secret):
+def callback(request: HttpRequest, submission_id: int, secret: str) -> HttpResponse:
+    """Where the upstream POSTs a request's result. Unknown request or wrong secret: 404."""
+    submission = Submission.objects.select_related("edit").filter(pk=submission_id).first()
+    if submission is None or not submission.callback_secret_matches(secret):
         raise Http404
     # Read the stream directly: request.body stops at DATA_UPLOAD_MAX_MEMORY_SIZE, and a
     # result in base64 is larger than that.
@@ -100,14 +135,5 @@ def callback(request: HttpRequest, edit_id: int, secret: str) -> HttpResponse:
         return HttpResponseBadRequest("The body is not JSON.")
     if not isinstance(payload, dict):
         return HttpResponseBadRequest("The body is not a JSON object.")
-    services.handle_callback(edit, payload)
+    services.handle_callback(submission, payload)
     return JsonResponse({"received": True})
-
-
-def _size_options() -> list[str]:
-    sizes = ["auto"]
-    for tiers in catalog.RECOMMENDED_SIZES.values():
-        sizes.extend(tiers)
-    for model in catalog.MODELS.values():
-        sizes.extend(size for size in model.sizes or () if size not in sizes)
-    return sizes

@@ -1,13 +1,49 @@
-// Image picking for the edit form: choose files, drop them, or paste them; each can be removed.
-// The chosen files live in the form's own file input, so the form posts them as usual.
+// Image picking for the edit form: choose files, drop them, or paste them; each shows in a
+// preview strip and can be removed. The chosen files live in the form's own file input, so the
+// form posts them as usual. Limits the server enforces are checked here first where the browser
+// can tell (count, type, bytes, pixels), so a person learns them before uploading.
 (function () {
   "use strict";
 
+  const ACCEPTED = ["image/png", "image/jpeg", "image/webp"];
+  const MAX_PIXELS = 64000000;
+
+  // What the chosen model accepts, from the model-dependent part of the form.
+  function limits() {
+    const params = document.getElementById("model-params");
+    return {
+      model: params ? params.dataset.model : "",
+      maxInputs: params ? Number(params.dataset.maxInputs) : 16,
+      maxBytes: params ? Number(params.dataset.maxInputBytes) : 50 * 1024 * 1024,
+    };
+  }
+
+  function megabytes(bytes) {
+    return (bytes / 1024 / 1024).toFixed(1).replace(/\.0$/, "") + " MB";
+  }
+
+  function pixelCount(file) {
+    return createImageBitmap(file).then(
+      function (bitmap) {
+        const count = bitmap.width * bitmap.height;
+        bitmap.close();
+        return count;
+      },
+      function () { return -1; } // not decodable
+    );
+  }
+
   function setUp(zone) {
+    const form = zone.closest("form");
     const input = zone.querySelector("input[type=file]");
     const list = zone.querySelector("[data-picked]");
+    const errorBox = zone.querySelector("[data-pick-error]");
     const picked = new DataTransfer();
-    const accepted = ["image/png", "image/jpeg", "image/webp"];
+
+    function showError(message) {
+      errorBox.textContent = message;
+      errorBox.hidden = !message;
+    }
 
     function render() {
       input.files = picked.files;
@@ -15,7 +51,7 @@
       Array.from(picked.files).forEach(function (file, index) {
         const item = document.createElement("li");
         const preview = document.createElement("img");
-        preview.alt = "";
+        preview.alt = "Preview of " + file.name;
         preview.src = URL.createObjectURL(file);
         preview.addEventListener("load", function () { URL.revokeObjectURL(preview.src); });
         const name = document.createElement("span");
@@ -27,27 +63,55 @@
         remove.setAttribute("aria-label", "Remove " + file.name);
         remove.addEventListener("click", function () {
           picked.items.remove(index);
+          showError("");
           render();
         });
         item.append(preview, name, remove);
         list.append(item);
       });
+      form.dispatchEvent(new CustomEvent("images-changed", {
+        detail: { files: Array.from(picked.files) },
+      }));
     }
 
+    // Drops and pastes can come in quick succession: handle them one after the other.
+    let queue = Promise.resolve();
     function add(files) {
-      Array.from(files).forEach(function (file) {
-        if (!accepted.includes(file.type) && file.type) return;
+      const batch = Array.from(files);
+      queue = queue.then(function () { return addNow(batch); });
+    }
+
+    async function addNow(files) {
+      const rules = limits();
+      const problems = [];
+      for (const file of files) {
+        // Pasted images arrive as "image.png"; number them so each can be told apart.
         const name = file.name && file.name !== "image.png" ? file.name
           : "pasted-" + (picked.files.length + 1) + "." + (file.type.split("/")[1] || "png");
-        picked.items.add(new File([file], name, { type: file.type }));
-      });
+        if (!ACCEPTED.includes(file.type)) {
+          problems.push("“" + name + "” is not a PNG, JPEG or WebP image.");
+        } else if (picked.files.length >= rules.maxInputs) {
+          problems.push(rules.model + " takes at most " + rules.maxInputs + " image" +
+            (rules.maxInputs > 1 ? "s" : "") + "; “" + name + "” was left out.");
+        } else if (file.size > rules.maxBytes) {
+          problems.push("“" + name + "” is " + megabytes(file.size) + "; " + rules.model +
+            " takes images of at most " + megabytes(rules.maxBytes) + ".");
+        } else {
+          const pixels = await pixelCount(file);
+          if (pixels < 0) {
+            problems.push("“" + name + "” cannot be read as an image.");
+          } else if (pixels > MAX_PIXELS) {
+            problems.push("“" + name + "” has more than 64 megapixels.");
+          } else {
+            picked.items.add(new File([file], name, { type: file.type }));
+          }
+        }
+      }
+      showError(problems.join(" "));
       render();
     }
 
-    input.addEventListener("change", function () {
-      const chosen = Array.from(input.files);
-      add(chosen);
-    });
+    input.addEventListener("change", function () { add(Array.from(input.files)); });
     zone.addEventListener("dragover", function (event) {
       event.preventDefault();
       zone.classList.add("dragging");
