@@ -381,7 +381,10 @@ BAD_REQUESTS = [
     ({"model": "dall-e-2", "prompt": "x" * 1001}, "at most 1,000"),
     ({"model": "gpt-image-2", "prompt": "x", "n": "3", "image": "not-a-url"}, "must be a file or"),
     ({"model": "gpt-image-2", "prompt": "x", "callback_url": "ftp://x"}, "callback_url"),
-    ({"model": "gpt-image-1", "prompt": "x", "quality": "ultra"}, "Invalid value: 'ultra'"),
+    (
+        {"model": "gpt-image-1", "prompt": "x", "quality": "ultra"},
+        "Quality must be one of auto, low, medium, high.",
+    ),
 ]
 
 

@@ -19,15 +19,12 @@ from imageedits.simulator import pixels
 ACE = catalog.ACE
 OPENAI = catalog.OPENAI
 
-MAX_IMAGES = 16
+MAX_IMAGES = max(model.max_inputs for model in catalog.MODELS.values())
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
-DALL_E_MAX_BYTES = 4 * 1024 * 1024
+DALL_E_MAX_BYTES = catalog.MODELS["dall-e-2"].max_input_bytes
 BLOCKED_WORDS = re.compile(r"\b(?:nsfw|gore|forbidden-content)\b", re.IGNORECASE)
 GPT_IMAGE_INPUT_FORMATS = {"PNG", "JPEG", "MPO", "WEBP"}
 
-QUALITIES = ("low", "medium", "high", "auto")
-BACKGROUNDS = ("transparent", "opaque", "auto")
-OUTPUT_FORMATS = ("png", "jpeg", "webp")
 RESPONSE_FORMATS = ("url", "b64_json")
 
 # Ace's error codes and the HTTP status each comes with.
@@ -445,29 +442,11 @@ def mask_problem(mask: Image.Image, first: Image.Image | str) -> str | None:
 
 
 def _gpt_image_options(body: Body, model: catalog.ImageModel, job: Job) -> None:
-    for name, allowed in (
-        ("quality", QUALITIES),
-        ("background", BACKGROUNDS),
-        ("output_format", OUTPUT_FORMATS),
-    ):
-        value = body.text(name)
-        if value and value not in allowed:
-            raise bad_request(
-                f"Invalid value: '{value}'. Supported values are: {', '.join(allowed)}.",
-                name,
-                "invalid_value",
-            )
+    # The same rules the app's form applies: both read them from the catalog.
+    given = {param: body.text(param) or "" for param in catalog.PARAM_NAMES if body.has(param)}
+    for name, problem in catalog.param_errors(model, given).items():
+        code = "unsupported_parameter" if "does not take" in problem else "invalid_value"
+        raise bad_request(problem, name, code)
     job.quality = body.text("quality") or None
     job.background = body.text("background") or None
     job.output_format = body.text("output_format") or "png"
-    if job.background == "transparent" and job.output_format == "jpeg":
-        raise bad_request(
-            "Transparent background is not supported for JPEG output format.", "background"
-        )
-    if model.name == "gpt-image-2" and body.text("input_fidelity"):
-        # upstream-notes.md: gpt-image-2 always edits at high fidelity and refuses the option.
-        raise bad_request(
-            "input_fidelity is not supported for gpt-image-2.",
-            "input_fidelity",
-            "unsupported_parameter",
-        )
