@@ -4,6 +4,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from imageedits.edits import views
+from imageedits.edits.throttle import ThrottledAuthenticationForm
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="edit-new"), name="home"),
@@ -22,7 +23,11 @@ urlpatterns = [
         views.callback,
         name="edit-callback",
     ),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

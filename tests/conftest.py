@@ -4,6 +4,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 from django.db import connections
 from PIL import Image
 
@@ -37,6 +38,7 @@ def openai_simulator():
 
 @pytest.fixture(autouse=True)
 def _app_settings(settings, simulator, tmp_path):
+    cache.clear()  # log-in failure counters
     simulator.reset()
     settings.OPENAI_BASE_URL = f"{simulator.url}/openai"
     settings.OPENAI_API_KEY = SIMULATOR_TOKEN

@@ -155,9 +155,9 @@ def test_a_bad_mask_is_refused_with_its_reason(logged_in, stored_files, mask, me
     assert Edit.objects.count() == 0 and stored_files() == []
 
 
-def test_a_mask_needs_an_uploaded_first_image(logged_in):
+def test_a_mask_needs_an_uploaded_first_image(logged_in, simulator):
     response = post(
-        logged_in, images=[], image_urls="https://example.com/a.png",
+        logged_in, images=[], image_urls=f"{simulator.url}/samples/square.png",
         mask=SimpleUploadedFile("mask.png", mask_png(), "image/png"),
     )  # fmt: skip
     assert "A mask needs the first image to be an uploaded file." in response.content.decode()

@@ -60,15 +60,12 @@ def test_auto_is_stored_as_no_size(client, alice):
     assert Edit.objects.get().size == ""
 
 
-def test_image_urls_are_accepted_one_per_line(client, alice):
+def test_image_urls_are_accepted_one_per_line(client, alice, simulator):
     client.force_login(alice)
-    urls = "https://example.com/a.png\n\n  https://example.com/b.jpg  \n"
-    post_edit(client, images=[], image_urls=urls)
+    first, second = f"{simulator.url}/samples/square.png", f"{simulator.url}/samples/portrait.png"
+    post_edit(client, images=[], image_urls=f"{first}\n\n  {second}  \n")
     edit = Edit.objects.get()
-    assert [i.url for i in edit.inputs.all()] == [
-        "https://example.com/a.png",
-        "https://example.com/b.jpg",
-    ]
+    assert [i.url for i in edit.inputs.all()] == [first, second]
 
 
 def test_an_upload_that_is_not_an_image_is_refused_and_nothing_is_stored(

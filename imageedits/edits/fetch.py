@@ -50,7 +50,10 @@ def checked_address(url: str) -> tuple[str, str, int]:
     host = parts.hostname
     if not host:
         raise FetchRefused("the address has no host name.")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as error:
+        raise FetchRefused("the address has an invalid port.") from error
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
@@ -58,8 +61,10 @@ def checked_address(url: str) -> tuple[str, str, int]:
     addresses = [info[4][0] for info in infos]
     if f"{host}:{port}" not in settings.IMAGE_FETCH_ALLOWED_HOSTS:
         for address in addresses:
-            if not ipaddress.ip_address(address.split("%")[0]).is_global:
-                raise FetchRefused(f"{host} is a private or local address.")
+            ip = ipaddress.ip_address(address.split("%")[0])
+            if not ip.is_global or ip.is_multicast:
+                shown = host if host == address else f"{host} ({address})"
+                raise FetchRefused(f"{shown} is a private or local address.")
     return host, addresses[0], port
 
 

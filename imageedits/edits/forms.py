@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
-from . import catalog, services, upstream
+from . import catalog, fetch, services, upstream
 from .images import EncodedImage, InvalidImage, convert, mask_for, reencode
 
 MAX_INPUTS = max(model.max_inputs for model in catalog.MODELS.values())
@@ -205,6 +205,10 @@ class EditForm(forms.Form):
                 raise forms.ValidationError(f"“{url[:80]}” is not a valid web address.") from error
             if urlsplit(url).scheme not in ("http", "https"):
                 raise forms.ValidationError(f"“{url[:80]}” must start with http:// or https://.")
+            try:
+                fetch.checked_address(url)
+            except fetch.FetchRefused as error:
+                raise forms.ValidationError(f"“{url[:80]}” cannot be used: {error}") from error
         return urls
 
     def clean(self):

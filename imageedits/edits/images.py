@@ -19,6 +19,9 @@ MAX_MASK_BYTES = 4 * 1024 * 1024
 FEATHER_RADIUS = 4
 # Well above the largest output (3840x2160) and a 48-megapixel phone photo, far below a bomb.
 MAX_PIXELS = 64_000_000
+# Pillow's own bomb guard at our limit, its warning turned into an error in decode().
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+MAX_SIDE = 16_384
 THUMBNAIL_SIDE = 640
 
 
@@ -59,16 +62,18 @@ def decode(data: bytes | io.IOBase) -> tuple[Image.Image, str]:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(stream, formats=FORMATS)
-            if image.width * image.height > MAX_PIXELS:
+            if max(image.size) > MAX_SIDE:
                 raise InvalidImage(
-                    f"The image is too large ({image.width}x{image.height}); "
-                    f"at most {MAX_PIXELS // 1_000_000} megapixels are accepted."
+                    f"The image is {image.width}x{image.height}; sides of at most "
+                    f"{MAX_SIDE:,} pixels are accepted."
                 )
             image.load()
     except InvalidImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise InvalidImage("The image is too large to process.") from error
+        raise InvalidImage(
+            f"The image has more than {MAX_PIXELS // 1_000_000} megapixels."
+        ) from error
     except Exception as error:  # Pillow raises many types for damaged or foreign data.
         raise InvalidImage("It is not a PNG, JPEG or WebP image that can be read.") from error
     # Phone photos keep their orientation in EXIF, which re-encoding drops: apply it first.

@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from . import catalog, images, services
+from . import catalog, images, services, throttle
 from .forms import EditForm
 from .models import Edit, Submission
 
@@ -31,6 +31,8 @@ def _get_edit_for_user(request: HttpRequest, edit_id: int) -> Edit:
 @login_required
 def new(request: HttpRequest) -> HttpResponse:
     form = EditForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and (problem := throttle.edit_limit_problem(request.user)):
+        form.add_error(None, problem)
     if request.method == "POST" and form.is_valid():
         edit = services.create_edit(request.user, form.new_edit())
         return redirect(edit)

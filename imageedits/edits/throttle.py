@@ -1,0 +1,56 @@
+"""Limits on how fast one person can use the app: edits started per minute, edits under way at
+once, and failed log-ins."""
+
+from datetime import timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.cache import cache
+from django.utils import timezone
+
+from .models import ACTIVE, Edit
+
+LOGIN_WINDOW = timedelta(minutes=15)
+
+
+def edit_limit_problem(owner) -> str | None:
+    """Why `owner` may not start another edit right now, or None."""
+    in_flight = Edit.objects.filter(owner=owner, status__in=ACTIVE).count()
+    if in_flight >= settings.EDITS_IN_FLIGHT:
+        return (
+            f"You have {in_flight} edits under way, the most at once. Start this one when one "
+            "of them has finished."
+        )
+    since = timezone.now() - timedelta(minutes=1)
+    recent = Edit.objects.filter(owner=owner, created_at__gte=since).count()
+    if recent >= settings.EDITS_PER_MINUTE:
+        return f"You have started {recent} edits in the last minute. Wait a moment and try again."
+    return None
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """Django's log-in form, refusing a username or an address after too many failures."""
+
+    def clean(self):
+        keys = self._failure_keys()
+        if any(cache.get(key, 0) >= limit for key, limit in keys):
+            minutes = int(LOGIN_WINDOW.total_seconds() // 60)
+            raise forms.ValidationError(
+                f"Too many failed log-ins. Try again in {minutes} minutes.", code="throttled"
+            )
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            for key, _ in keys:
+                cache.add(key, 0, timeout=LOGIN_WINDOW.total_seconds())
+                cache.incr(key)
+            raise
+
+    def _failure_keys(self) -> list[tuple[str, int]]:
+        username = (self.data.get("username") or "").strip().lower()
+        address = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
+        return [
+            (f"login-failures:user:{username}", settings.LOGIN_FAILURES_PER_USER),
+            (f"login-failures:ip:{address}", settings.LOGIN_FAILURES_PER_ADDRESS),
+        ]

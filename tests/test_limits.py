@@ -1,0 +1,75 @@
+"""Per-person limits: edits started per minute, edits under way, failed log-ins."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from imageedits.edits.models import Edit
+
+from .conftest import make_png
+
+pytestmark = pytest.mark.django_db
+
+
+def post_edit(client):
+    image = SimpleUploadedFile("a.png", make_png(), "image/png")
+    data = {"prompt": "blur", "model": "gpt-image-2", "size": "auto", "images": [image]}
+    return client.post(reverse("edit-new"), data)
+
+
+def test_edits_under_way_are_limited(client, alice, settings):
+    settings.EDITS_IN_FLIGHT = 2
+    client.force_login(alice)
+    assert post_edit(client).status_code == 302
+    assert post_edit(client).status_code == 302
+    refused = post_edit(client)
+    assert refused.status_code == 400
+    assert "You have 2 edits under way, the most at once." in refused.content.decode()
+    assert Edit.objects.count() == 2
+
+    Edit.objects.filter(pk=Edit.objects.first().pk).update(status=Edit.Status.SUCCEEDED)
+    assert post_edit(client).status_code == 302
+
+
+def test_edits_per_minute_are_limited(client, alice, settings):
+    settings.EDITS_PER_MINUTE = 2
+    client.force_login(alice)
+    post_edit(client), post_edit(client)
+    Edit.objects.update(status=Edit.Status.SUCCEEDED)
+    refused = post_edit(client)
+    assert "You have started 2 edits in the last minute." in refused.content.decode()
+    assert Edit.objects.count() == 2
+
+
+def test_the_limits_are_per_person(client, alice, bob, settings):
+    settings.EDITS_IN_FLIGHT = 1
+    client.force_login(alice)
+    post_edit(client)
+    client.force_login(bob)
+    assert post_edit(client).status_code == 302
+
+
+def log_in(client, username, password):
+    return client.post(reverse("login"), {"username": username, "password": password})
+
+
+def test_failed_log_ins_are_throttled_per_username(client, alice, settings):
+    settings.LOGIN_FAILURES_PER_USER = 3
+    for _ in range(3):
+        assert log_in(client, "alice", "wrong").status_code == 200
+    refused = log_in(client, "alice", "alice-password")  # even the right password, for now
+    assert "Too many failed log-ins. Try again in 15 minutes." in refused.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert log_in(client, "bob-not-throttled", "x").status_code == 200
+
+
+def test_failed_log_ins_are_throttled_per_address(client, alice, bob, settings):
+    settings.LOGIN_FAILURES_PER_ADDRESS = 2
+    log_in(client, "alice", "wrong"), log_in(client, "carol", "wrong")
+    refused = log_in(client, "bob", "bob-password")
+    assert "Too many failed log-ins" in refused.content.decode()
+
+
+def test_a_good_log_in_works_below_the_limit(client, alice):
+    log_in(client, "alice", "wrong")
+    assert log_in(client, "alice", "alice-password").status_code == 302
