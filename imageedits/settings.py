@@ -165,6 +165,14 @@ OPENAI_FLAVOUR = os.environ.get("OPENAI_FLAVOUR", "")
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")
 # Seconds to wait for a synchronous answer; edits take 30-120 s upstream.
 UPSTREAM_TIMEOUT = envint("UPSTREAM_TIMEOUT", 200)
+# Failures worth retrying (rate limits, 5xx, timeouts, connection errors) are retried with
+# exponential backoff and jitter, honouring Retry-After, up to this many tries in all.
+UPSTREAM_ATTEMPTS = envint("UPSTREAM_ATTEMPTS", 4)
+RETRY_BASE_DELAY = float(os.environ.get("RETRY_BASE_DELAY", 2))
+RETRY_MAX_DELAY = float(os.environ.get("RETRY_MAX_DELAY", 120))
+# The reaper (`manage.py reap`) takes a queued edit or request whose task has not run for this
+# many seconds to have lost its task, and queues it again.
+REAP_STALE_AFTER = envint("REAP_STALE_AFTER", 300)
 # After this many seconds without a callback, ask the task query endpoint; give up after the
 # second number.
 CALLBACK_CHECK_AFTER = envint("CALLBACK_CHECK_AFTER", 180)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("edits/new/size-check/", views.size_check, name="edit-size-check"),
     path("edits/<int:edit_id>/", views.detail, name="edit-detail"),
     path("edits/<int:edit_id>/status/", views.status, name="edit-status"),
+    path("edits/<int:edit_id>/rerun/", views.rerun, name="edit-rerun"),
     path(
         "edits/<int:edit_id>/<str:kind>/<int:position>/",
         views.image,

@@ -1,6 +1,7 @@
 import hashlib
 import hmac
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -99,6 +100,8 @@ class Edit(StateMachine):
     # What the submission cost: candidates x the model's unit price, when the price is known.
     credits = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # When its run was last put in the queue (the reaper queues it again if that was lost).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -126,6 +129,24 @@ class Edit(StateMachine):
         for submission in self.submissions.filter(status__in=ACTIVE):
             submission.mark_failed(code, message)
         return failed
+
+    def rerun(self) -> bool:
+        """Put a failed edit back in the queue, with all its requests."""
+        with transaction.atomic():
+            queued = self._transition(
+                (Status.FAILED,),
+                status=Status.QUEUED,
+                error_code="",
+                error_message="",
+                started_at=None,
+                finished_at=None,
+            )
+            if queued:
+                self.submissions.update(
+                    status=Status.QUEUED, error_code="", error_message="", attempts=0,
+                    retry_at=None, lease_expires_at=None, started_at=None, finished_at=None,
+                )  # fmt: skip
+        return queued
 
     def settle(self) -> bool:
         """End the edit once none of its requests is under way: succeeded if any brought a
@@ -160,6 +181,13 @@ class Submission(StateMachine):
     # SHA-256 of the secret carried by this request's callback URL; the secret is not kept.
     callback_secret_hash = models.CharField(max_length=64, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # Tries so far; a failure worth retrying sends the request back to the queue until
+    # UPSTREAM_ATTEMPTS is reached (error_code and error_message then say why it is retrying).
+    attempts = models.PositiveSmallIntegerField(default=0)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    # While a worker waits for the answer: past this time, the worker is taken to have died
+    # and the reaper sends the request again.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["index"]
@@ -175,10 +203,46 @@ class Submission(StateMachine):
         """Where this request's results start among the edit's results."""
         return self.index * self.n
 
-    def mark_submitted(self, task_id: str, trace_id: str) -> bool:
-        """The upstream accepted the request and will call back."""
+    @property
+    def is_retrying(self) -> bool:
+        return self.status == Status.QUEUED and self.attempts > 0
+
+    def mark_running(self) -> bool:
+        # A live worker gives up on the upstream after UPSTREAM_TIMEOUT; a minute more covers
+        # storing the result.
+        lease_seconds = settings.UPSTREAM_TIMEOUT + 60
+        now = timezone.now()
+        taken = self._transition(
+            (Status.QUEUED,),
+            status=Status.RUNNING,
+            started_at=self.started_at or now,
+            attempts=models.F("attempts") + 1,
+            retry_at=None,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        if taken:
+            self.refresh_from_db(fields=["attempts"])
+        return taken
+
+    def mark_retrying(self, code: str, message: str, retry_at) -> bool:
+        """Back to the queue, to be sent again at `retry_at`."""
         return self._transition(
-            (Status.RUNNING,), task_id=task_id, trace_id=trace_id, submitted_at=timezone.now()
+            (Status.RUNNING,),
+            status=Status.QUEUED,
+            error_code=code,
+            error_message=message,
+            retry_at=retry_at,
+            lease_expires_at=None,
+        )
+
+    def mark_submitted(self, task_id: str, trace_id: str) -> bool:
+        """The upstream accepted the request and will call back: no worker waits for it."""
+        return self._transition(
+            (Status.RUNNING,),
+            task_id=task_id,
+            trace_id=trace_id,
+            submitted_at=timezone.now(),
+            lease_expires_at=None,
         )
 
     def mark_succeeded(self, task_id: str, trace_id: str, elapsed: float | None) -> bool:
@@ -188,6 +252,9 @@ class Submission(StateMachine):
             task_id=task_id or self.task_id,
             trace_id=trace_id or self.trace_id,
             elapsed=elapsed,
+            error_code="",
+            error_message="",
+            lease_expires_at=None,
             finished_at=timezone.now(),
         )
 
@@ -198,6 +265,7 @@ class Submission(StateMachine):
             error_code=code,
             error_message=message,
             trace_id=trace_id or self.trace_id,
+            lease_expires_at=None,
             finished_at=timezone.now(),
         )
 

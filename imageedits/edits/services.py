@@ -7,6 +7,7 @@ is a Submission with its own state; the edit settles once none is under way.
 """
 
 import logging
+import random
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import connections, transaction
+from django.db import connections, models, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 # How often to ask the task query endpoint once a callback is late.
 CHECK_INTERVAL = timedelta(seconds=60)
+# When a callback arrives but the task query does not confirm it yet.
+CONFIRM_AGAIN_AFTER = timedelta(seconds=5)
 INTERNAL_ERROR = "Something went wrong on our side. Try again."
 
 
@@ -101,6 +104,7 @@ def _enqueue_run(edit: Edit) -> None:
     """Runs once the edit is committed; an edit whose task cannot be queued fails visibly."""
     try:
         tasks.run_edit.enqueue(edit.pk)
+        Edit.objects.filter(pk=edit.pk).update(enqueued_at=timezone.now())
     except Exception:
         logger.exception("Could not queue edit %s", edit.pk)
         edit.mark_failed("enqueue_failed", "The edit could not be queued. Try again in a moment.")
@@ -134,6 +138,28 @@ def _run_in_thread(submission: Submission, request: upstream.EditRequest) -> Non
         connections.close_all()  # this thread's own connections
 
 
+def retry_submission(submission_id: int) -> None:
+    """Send a request again after a failure worth retrying (or a worker that died)."""
+    submission = Submission.objects.select_related("edit").filter(pk=submission_id).first()
+    if submission is None or submission.status != Submission.Status.QUEUED:
+        return
+    try:
+        request = _upstream_request(submission.edit)
+    except Exception:
+        logger.exception("Request %s could not be prepared", submission.pk)
+        fail(submission, "internal_error", INTERNAL_ERROR)
+        raise
+    _run_submission(submission, request)
+
+
+def rerun_edit(edit: Edit) -> bool:
+    """Run a failed edit again, every request of it from the start."""
+    if not edit.rerun():
+        return False
+    transaction.on_commit(lambda: _enqueue_run(edit))
+    return True
+
+
 def _run_submission(submission: Submission, request: upstream.EditRequest) -> None:
     if not submission.mark_running():
         return
@@ -150,16 +176,46 @@ def _run_submission(submission: Submission, request: upstream.EditRequest) -> No
             return
         finish(submission, answer)
     except upstream.UpstreamError as error:
-        fail(submission, error.code, error.message, error.trace_id)
+        if error.retryable and submission.attempts < settings.UPSTREAM_ATTEMPTS:
+            _retry_later(submission, error)
+        else:
+            fail(submission, error.code, error.message, error.trace_id)
     except Exception:
         logger.exception("Request %s failed unexpectedly", submission.pk)
         fail(submission, "internal_error", INTERNAL_ERROR)
 
 
+def _retry_later(submission: Submission, error: upstream.UpstreamError) -> None:
+    """Exponential backoff with jitter, or the upstream's Retry-After when it gives one."""
+    backoff = settings.RETRY_BASE_DELAY * 2 ** (submission.attempts - 1)
+    delay = min(backoff, settings.RETRY_MAX_DELAY) * random.uniform(0.5, 1.5)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        delay = min(max(delay, retry_after), settings.RETRY_MAX_DELAY)
+    run_after = timezone.now() + timedelta(seconds=delay)
+    if submission.mark_retrying(error.code, error.message, run_after):
+        tasks.retry_submission.using(run_after=run_after).enqueue(submission.pk)
+
+
 def handle_callback(submission: Submission, payload: dict) -> None:
-    """The upstream's POST to our callback URL: finish the request from it."""
+    """The upstream's POST to our callback URL. It is only a hint: where the flavour has a task
+    query, the result is taken from there, so a forged or garbled callback changes nothing."""
     if not submission.is_active:
         return  # a second callback, or one for a request already finished another way
+    if submission.task_id and upstream.has_task_query():
+        try:
+            confirmed = upstream.retrieve_task(submission.task_id)
+        except upstream.TaskUnknown:
+            logger.warning("Request %s: no task record; using the callback", submission.pk)
+        except upstream.UpstreamError:
+            _schedule_check(submission, CONFIRM_AGAIN_AFTER.total_seconds())
+            return
+        else:
+            if confirmed is None:  # the upstream says it is not done yet: look again soon
+                _schedule_check(submission, CONFIRM_AGAIN_AFTER.total_seconds())
+            else:
+                finish(submission, confirmed)
+            return
     try:
         answer = upstream.parse_answer(payload)
     except upstream.UpstreamError as error:
@@ -178,6 +234,12 @@ def check_submission(submission_id: int) -> None:
         if answer is not None:
             finish(submission, answer)
             return
+    except upstream.TaskUnknown as error:
+        if (timezone.now() - submission.submitted_at) < CONFIRM_AGAIN_AFTER * 3:
+            _schedule_check(submission, CONFIRM_AGAIN_AFTER.total_seconds())
+            return  # a task record can take a moment to appear
+        fail(submission, error.code, error.message, error.trace_id)
+        return
     except upstream.UpstreamError as error:
         if not error.retryable:
             fail(submission, error.code, error.message, error.trace_id)
@@ -195,6 +257,51 @@ def check_submission(submission_id: int) -> None:
         )
     else:
         _schedule_check(submission, CHECK_INTERVAL.total_seconds())
+
+
+def reap() -> dict[str, int]:
+    """Recover what a killed worker or a lost task left behind; safe to run at any time, by
+    any number of processes, because every step is a conditional update or an idempotent
+    task. Returns how many requests or edits each step touched."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.REAP_STALE_AFTER)
+    given_up = stale - timedelta(seconds=settings.CALLBACK_GIVE_UP_AFTER)
+    counts = {"worker_lost": 0, "requeued_edits": 0, "requeued_requests": 0, "late_checks": 0}
+    # A worker died waiting for the upstream: send the request again, or give up.
+    for submission in Submission.objects.filter(
+        status=Submission.Status.RUNNING, lease_expires_at__lt=now
+    ).select_related("edit"):
+        lost = upstream.ServiceUnreachable(
+            "The worker running this edit stopped before the image service answered.",
+            code="worker_lost",
+        )
+        if submission.attempts < settings.UPSTREAM_ATTEMPTS:
+            _retry_later(submission, lost)
+        else:
+            fail(submission, lost.code, lost.message)
+        counts["worker_lost"] += 1
+    # An edit's run never started: its task was lost between the commit and the queue.
+    for edit in Edit.objects.filter(status=Edit.Status.QUEUED).filter(
+        models.Q(enqueued_at__lt=stale) | models.Q(enqueued_at=None, created_at__lt=stale)
+    ):
+        _enqueue_run(edit)
+        counts["requeued_edits"] += 1
+    # A request waits in the queue of a running edit, but its task was lost.
+    for submission in Submission.objects.filter(
+        status=Submission.Status.QUEUED, edit__status=Edit.Status.RUNNING
+    ).filter(models.Q(retry_at__lt=stale) | models.Q(retry_at=None, edit__started_at__lt=stale)):
+        if Submission.objects.filter(pk=submission.pk, status=Submission.Status.QUEUED).update(
+            retry_at=now
+        ):
+            tasks.retry_submission.enqueue(submission.pk)
+            counts["requeued_requests"] += 1
+    # A request waits for a callback long after giving up: its chain of checks was lost.
+    for submission in Submission.objects.filter(
+        status=Submission.Status.RUNNING, lease_expires_at=None, submitted_at__lt=given_up
+    ):
+        check_submission(submission.pk)
+        counts["late_checks"] += 1
+    return counts
 
 
 def fail(submission: Submission, code: str, message: str, trace_id: str = "") -> None:

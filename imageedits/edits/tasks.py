@@ -14,3 +14,8 @@ def run_edit(edit_id: int) -> None:
 @task
 def check_submission(submission_id: int) -> None:
     services.check_submission(submission_id)
+
+
+@task
+def retry_submission(submission_id: int) -> None:
+    services.retry_submission(submission_id)

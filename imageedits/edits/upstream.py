@@ -16,6 +16,7 @@ import binascii
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field, replace
 
 import httpx
@@ -28,6 +29,10 @@ logger = logging.getLogger(__name__)
 ACE = catalog.ACE
 OPENAI = catalog.OPENAI
 MAX_RESULT_BYTES = 64 * 1024 * 1024
+# Up to ten base64 results in one answer.
+MAX_ANSWER_BYTES = 10 * MAX_RESULT_BYTES
+TASK_QUERY_DEADLINE = 30.0
+DOWNLOAD_DEADLINE = 120.0
 MAX_MESSAGE_CHARS = 300
 
 
@@ -290,6 +295,10 @@ def supports_callbacks() -> bool:
     return flavour() == ACE
 
 
+def has_task_query() -> bool:
+    return flavour() == ACE
+
+
 def _auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {settings.OPENAI_API_KEY}"}
 
@@ -366,8 +375,8 @@ def submit(request: EditRequest) -> EditAnswer | Submitted:
     current = flavour()
     if not _urls_pass_through(request, current):
         request = _download_inputs(request)
-    response = _post("/images/edits", **build_request(request, current))
-    payload = _json(response)
+    body = _post("/images/edits", settings.UPSTREAM_TIMEOUT, **build_request(request, current))
+    payload = _json(body)
     if request.callback_url and current == ACE and "data" not in payload and "error" not in payload:
         task_id = str(payload.get("task_id") or "")
         if not task_id:
@@ -380,8 +389,8 @@ def submit(request: EditRequest) -> EditAnswer | Submitted:
 
 def retrieve_task(task_id: str) -> EditAnswer | None:
     """Ask the task query endpoint; None while the upstream is still working."""
-    response = _post("/tasks", json={"action": "retrieve", "id": task_id})
-    record = _json(response)
+    body = _post("/tasks", TASK_QUERY_DEADLINE, json={"action": "retrieve", "id": task_id})
+    record = _json(body)
     if not record:
         raise TaskUnknown(code="task_unknown")
     if not record.get("finished_at"):
@@ -469,22 +478,43 @@ def result_bytes(result: ResultData) -> bytes:
         ) from error
 
 
-def _post(path: str, **kwargs) -> httpx.Response:
+def _post(path: str, deadline: float, **kwargs) -> bytes:
+    """POST and read the whole answer within `deadline` seconds and MAX_ANSWER_BYTES: httpx's
+    timeouts apply to each read, so a server that drips bytes would never trip them."""
     url = settings.OPENAI_BASE_URL + path
     try:
-        response = client().post(url, headers=_auth_headers(), **kwargs)
+        # The read timeout follows the setting at call time; the client is made once.
+        timeout = httpx.Timeout(10.0, read=min(deadline, settings.UPSTREAM_TIMEOUT), write=60.0)
+        with client().stream(
+            "POST", url, headers=_auth_headers(), timeout=timeout, **kwargs
+        ) as response:
+            body = _read_capped(response, time.monotonic() + deadline, MAX_ANSWER_BYTES)
     except httpx.TimeoutException as error:
         raise ServiceTimeout(code="timeout") from error
     except httpx.HTTPError as error:
         raise ServiceUnreachable(code="unreachable") from error
     if response.status_code >= 400:
-        raise error_from_response(response.status_code, response.content, response.headers)
-    return response
+        raise error_from_response(response.status_code, body, response.headers)
+    return body
 
 
-def _json(response: httpx.Response) -> dict:
+def _read_capped(response: httpx.Response, deadline: float, cap: int) -> bytes:
+    chunks, total = [], 0
+    for chunk in response.iter_bytes():
+        total += len(chunk)
+        if total > cap:
+            raise MalformedAnswer(
+                "The image service sent more data than this app accepts.", code="answer_too_large"
+            )
+        if time.monotonic() > deadline:
+            raise ServiceTimeout(code="timeout")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(body: bytes) -> dict:
     try:
-        payload = response.json()
+        payload = json.loads(body)
     except ValueError as error:
         raise MalformedAnswer(code="malformed_answer") from error
     if not isinstance(payload, dict):

@@ -1,5 +1,7 @@
 import json
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import (
     FileResponse,
@@ -109,6 +111,15 @@ def image(request: HttpRequest, edit_id: int, kind: str, position: int) -> FileR
     return response
 
 
+@login_required
+@require_POST
+def rerun(request: HttpRequest, edit_id: int) -> HttpResponse:
+    edit = _get_edit_for_user(request, edit_id)
+    if services.rerun_edit(edit):
+        messages.success(request, "The edit is running again.")
+    return redirect(edit)
+
+
 def _status_context(edit: Edit) -> dict:
     submissions = list(edit.submissions.prefetch_related("results"))
     return {
@@ -116,6 +127,7 @@ def _status_context(edit: Edit) -> dict:
         "submissions": submissions,
         "results_count": sum(len(s.results.all()) for s in submissions),
         "failed_count": sum(s.status == Submission.Status.FAILED for s in submissions),
+        "attempts": settings.UPSTREAM_ATTEMPTS,
     }
 
 

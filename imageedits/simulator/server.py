@@ -29,7 +29,10 @@ from imageedits.simulator.protocol import ACE, OPENAI, EditError, Job
 
 log = logging.getLogger("imageedits.simulator")
 
-FAULTS = ("429", "500", "slow", "malformed")
+# "empty", "garbage" and "gone" spoil a successful answer: no image at all, image data that is
+# not an image, and result URLs that answer 404.
+FAULTS = ("429", "500", "slow", "malformed", "empty", "garbage", "gone")
+SPOILERS = ("empty", "garbage", "gone")
 # Injected fault name -> the Ace error code it answers with; Ace codes may be injected as is.
 FAULT_CODES = {"429": "too_many_requests", "500": "api_error"}
 INJECTABLE = frozenset(FAULTS) | frozenset(protocol.DEFAULT_MESSAGES)
@@ -232,7 +235,7 @@ class SimulatorServer:
         self._open_task(task_id, trace_id, body)
         fault = self._next_fault()
         try:
-            if fault not in (None, "slow", "malformed"):
+            if fault not in (None, "slow", "malformed", *SPOILERS):
                 raise EditError(FAULT_CODES.get(fault, fault))
             job = protocol.validate(body, self.flavour)
             base_url = "http://" + (headers.get("Host") or self.url.removeprefix("http://"))
@@ -247,6 +250,8 @@ class SimulatorServer:
                 self._wait(self.config.slow_seconds)
             self._wait(self.config.latency)
             answer = self._answer(job, task_id, trace_id, base_url, started)
+            if fault in SPOILERS:
+                self._spoil(answer["data"], fault, base_url)
         except EditError as error:
             status, answer, extra = protocol.error_answer(error, self.flavour, trace_id)
             response = Response(status, json.dumps(answer).encode(), headers=extra)
@@ -303,6 +308,8 @@ class SimulatorServer:
         self._wait(self.config.latency)
         try:
             created, items, _ = self._result(job, task_id, base_url)
+            if fault in SPOILERS:
+                self._spoil(items, fault, base_url)
             payload = {
                 "success": True,
                 "task_id": task_id,
@@ -320,6 +327,21 @@ class SimulatorServer:
         if fault == "malformed":
             body = body[: len(body) // 2]
         self._post_callback(callback_url, body)
+
+    def _spoil(self, items: list[dict], fault: str, base_url: str) -> None:
+        """Turn a good answer's data items into a faulty one, in place."""
+        if fault == "empty":
+            items.clear()
+            return
+        for item in items:
+            if fault == "garbage" and "b64_json" in item:
+                truncated = base64.b64decode(item["b64_json"])[:64]
+                item["b64_json"] = base64.b64encode(truncated).decode("ascii")
+            elif fault == "garbage" and "url" in item:
+                garbage = b"<html>not an image</html>"
+                item["url"] = self._publish(f"{uuid.uuid4()}.png", garbage, "image/png", base_url)
+            elif fault == "gone" and "url" in item:
+                item["url"] = f"{base_url}/files/{uuid.uuid4()}-gone.png"
 
     def _result(
         self, job: Job, task_id: str, base_url: str

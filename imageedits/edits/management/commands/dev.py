@@ -1,6 +1,6 @@
 """`manage.py dev` (what `make run` runs): migrate, make the demo user, then run the web server,
-the task worker and, unless OPENAI_BASE_URL points elsewhere, the upstream simulator, all in the
-foreground. Ctrl-C stops all three."""
+the task worker, the reaper and, unless OPENAI_BASE_URL points elsewhere, the upstream
+simulator, all in the foreground. Ctrl-C stops them all."""
 
 import contextlib
 import os
@@ -19,7 +19,7 @@ DEMO_USERNAME = "demo"
 
 
 class Command(BaseCommand):
-    help = "Run web, worker and simulator for development (Ctrl-C stops all)."
+    help = "Run web, worker, reaper and simulator for development (Ctrl-C stops all)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
@@ -45,6 +45,7 @@ class Command(BaseCommand):
         commands["worker"] = [
             sys.executable, "manage.py", "db_worker", "--interval", "0.5", "--no-startup-delay",
         ]  # fmt: skip
+        commands["reaper"] = [sys.executable, "manage.py", "reap", "--every", "30"]
         commands["web"] = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]
 
         # Each child leads its own process group, so stopping it also stops what it started
@@ -59,7 +60,7 @@ class Command(BaseCommand):
             + f"  Log in as {DEMO_USERNAME} / {password}\n"
             + f"  Edits go to {upstream}"
             + (" (callbacks on)" if env.get("PUBLIC_BASE_URL") else " (no callbacks)")
-            + "\n  Ctrl-C stops web, worker and simulator.\n"
+            + "\n  Ctrl-C stops web, worker, reaper and simulator.\n"
         )
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
