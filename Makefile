@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-postgres lint format bench clean
+.PHONY: run test test-postgres soak lint format bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 12, 4) else f"imageedits needs Python >= 3.12.4; {sys.executable} is {v[0]}.{v[1]}.{v[2]}")'
@@ -23,6 +23,10 @@ test: $(STAMP)
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/imageedits
 test-postgres: $(STAMP)
 	DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest -m "not browser" $(ARGS)
+
+# 300 edits, 20% injected faults, a worker killed midway (bounded: SOAK_SECONDS, default 300).
+soak: $(STAMP)
+	SOAK=1 $(BIN)/python -m pytest tests/test_soak.py -p no:randomly -s $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -173,6 +173,8 @@ RETRY_MAX_DELAY = float(os.environ.get("RETRY_MAX_DELAY", 120))
 # The reaper (`manage.py reap`) takes a queued edit or request whose task has not run for this
 # many seconds to have lost its task, and queues it again.
 REAP_STALE_AFTER = envint("REAP_STALE_AFTER", 300)
+# A request's lease: UPSTREAM_TIMEOUT plus this many seconds to store its results.
+LEASE_MARGIN = envint("LEASE_MARGIN", 60)
 # After this many seconds without a callback, ask the task query endpoint; give up after the
 # second number.
 CALLBACK_CHECK_AFTER = envint("CALLBACK_CHECK_AFTER", 180)

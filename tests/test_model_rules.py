@@ -104,7 +104,7 @@ def test_a_bad_combination_of_params_is_refused_in_the_form(logged_in):
 
 def test_compression_out_of_range_is_refused(logged_in):
     response = post(logged_in, output_format="jpeg", output_compression="101")
-    assert "Ensure this value is less than or equal to 100" in response.content.decode()
+    assert "Compression (%) must be a whole number from 0 to 100." in response.content.decode()
 
 
 # --- Sizes in the form --------------------------------------------------------------------------

@@ -117,6 +117,7 @@ def test_the_reap_command_runs_a_pass(alice, capsys):
     assert "requeued_edits: 1" in capsys.readouterr().out
 
 
+@pytest.mark.django_db(transaction=True)  # two candidates: requests go from two threads
 def test_a_task_run_twice_stores_its_results_once(alice, simulator):
     edit = create(alice, candidates=2)
     services.run_edit(edit.pk)

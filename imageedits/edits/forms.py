@@ -75,15 +75,14 @@ def _values(choices: list[tuple[str, str | dict[str, str]]]) -> list[str]:
 
 
 def _param_field(param: catalog.Param) -> forms.Field:
+    """A field for an extra parameter. Its values are checked by catalog.param_errors, for the
+    chosen model only, so a parameter the model does not take can never block a submission."""
     if param.number_range:
         low, high = param.number_range
-        return forms.IntegerField(
-            label=param.label, required=False, min_value=low, max_value=high, help_text=param.help
-        )
-    choices = [("", "default"), *((value, value) for value in param.choices)]
-    return forms.ChoiceField(
-        label=param.label, required=False, choices=choices, help_text=param.help
-    )
+        widget = forms.NumberInput(attrs={"min": low, "max": high})
+    else:
+        widget = forms.Select(choices=[("", "default"), *((v, v) for v in param.choices)])
+    return forms.CharField(label=param.label, required=False, widget=widget, help_text=param.help)
 
 
 class EditForm(forms.Form):
@@ -106,8 +105,9 @@ class EditForm(forms.Form):
         ),
     )
     model = forms.ChoiceField(label="Model", choices=model_choices, initial=catalog.DEFAULT_MODEL)
-    size = forms.CharField(label="Size", required=False, max_length=20)
-    custom_size = forms.CharField(label="Custom size", required=False, max_length=11)
+    # No length limits here: the size rule judges these, and only for models that take a size.
+    size = forms.CharField(label="Size", required=False)
+    custom_size = forms.CharField(label="Custom size", required=False)
     candidates = forms.IntegerField(
         label="How many results",
         required=False,
@@ -257,7 +257,7 @@ class EditForm(forms.Form):
         cleaned["size"] = size
 
     def _clean_params(self, model: catalog.ImageModel, cleaned: dict) -> None:
-        given = {name: "" if cleaned.get(name) is None else str(cleaned[name]) for name in PARAMS}
+        given = {name: (cleaned.get(name) or "").strip() for name in PARAMS}
         params = catalog.params_for(model, given)
         for name, problem in catalog.param_errors(model, params).items():
             self.add_error(name, problem)

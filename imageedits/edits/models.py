@@ -208,9 +208,9 @@ class Submission(StateMachine):
         return self.status == Status.QUEUED and self.attempts > 0
 
     def mark_running(self) -> bool:
-        # A live worker gives up on the upstream after UPSTREAM_TIMEOUT; a minute more covers
+        # A live worker gives up on the upstream after UPSTREAM_TIMEOUT; the margin covers
         # storing the result.
-        lease_seconds = settings.UPSTREAM_TIMEOUT + 60
+        lease_seconds = settings.UPSTREAM_TIMEOUT + settings.LEASE_MARGIN
         now = timezone.now()
         taken = self._transition(
             (Status.QUEUED,),
