@@ -149,6 +149,8 @@ STORAGES = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 EDIT_MAX_UPLOAD_BYTES = envint("EDIT_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+# All of one edit's uploads together (Django itself caps form fields, not files).
+EDIT_MAX_REQUEST_BYTES = envint("EDIT_MAX_REQUEST_BYTES", 200 * 1024 * 1024)
 
 # The upstream images API. Without OPENAI_BASE_URL the app talks to the offline simulator
 # (`python -m imageedits.simulator`, started by `make run`).

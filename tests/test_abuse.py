@@ -172,3 +172,23 @@ def test_an_oversized_callback_body_is_refused(client, alice, monkeypatch):
     assert response.status_code == 413
     submission.refresh_from_db()
     assert submission.is_active
+
+
+def test_a_request_larger_than_the_cap_is_refused_before_it_is_read(
+    logged_in, settings, stored_files
+):
+    settings.EDIT_MAX_REQUEST_BYTES = 5000
+    big = SimpleUploadedFile("big.png", make_png() + b"x" * 10_000, "image/png")
+    response = post(logged_in, images=[big])
+    assert response.status_code == 413
+    assert "add up to more than 4.9" in response.content.decode()
+    assert Edit.objects.count() == 0 and stored_files() == []
+
+
+def test_an_upload_larger_than_the_per_file_cap_is_refused(logged_in, settings, stored_files):
+    settings.EDIT_MAX_UPLOAD_BYTES = 1000
+    response = post(
+        logged_in, images=[SimpleUploadedFile("p.png", make_png(80, 80) + b"\0" * 2000)]
+    )
+    assert "the limit is 1000" in response.content.decode()
+    assert Edit.objects.count() == 0 and stored_files() == []

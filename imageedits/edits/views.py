@@ -12,6 +12,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -32,6 +33,15 @@ def _get_edit_for_user(request: HttpRequest, edit_id: int) -> Edit:
 
 @login_required
 def new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST" and _request_bytes(request) > settings.EDIT_MAX_REQUEST_BYTES:
+        # Refused before reading the body: Django caps form fields but not files.
+        form = EditForm()
+        refusal = (
+            f"This edit's images add up to more than "
+            f"{filesizeformat(settings.EDIT_MAX_REQUEST_BYTES)}; send fewer or smaller ones."
+        )
+        context = {"form": form, "refusal": refusal, "recent": [], **form.model_context()}
+        return render(request, "edits/new.html", context, status=413)
     form = EditForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and (problem := throttle.edit_limit_problem(request.user)):
         form.add_error(None, problem)
@@ -118,6 +128,13 @@ def rerun(request: HttpRequest, edit_id: int) -> HttpResponse:
     if services.rerun_edit(edit):
         messages.success(request, "The edit is running again.")
     return redirect(edit)
+
+
+def _request_bytes(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
 
 
 def _status_context(edit: Edit) -> dict:
