@@ -38,7 +38,8 @@ def test_upload_a_png_submit_and_see_the_edited_image_without_a_reload(
     )
     expect(page.get_by_text("cat.png")).to_be_visible()
     page.get_by_label("Instruction").fill("Make it black and white")
-    page.get_by_label("Model").select_option("gpt-image-2")
+    with page.expect_response("**/edits/new/params/**"):  # the fields follow the model
+        page.get_by_label("Model").select_option("gpt-image-2")
     page.get_by_label("Size", exact=True).select_option("1024x1024")
     page.get_by_role("button", name="Submit edit").click()
 
@@ -150,3 +151,45 @@ def test_another_users_edit_page_is_not_found(page, alice, bob, django_user_mode
     log_in(page)
     response = page.goto(f"/edits/{edit.pk}/")
     assert response.status == 404
+
+
+def test_a_retry_shows_while_it_waits_then_the_result(page, alice, worker, simulator, settings):
+    settings.RETRY_BASE_DELAY = 3
+    settings.RETRY_MAX_DELAY = 3
+    simulator.inject("500")
+    log_in(page)
+    page.get_by_label("Images", exact=True).set_input_files(
+        {"name": "a.png", "mimeType": "image/png", "buffer": make_png()}
+    )
+    page.get_by_label("Instruction").fill("sepia")
+    page.get_by_role("button", name="Submit edit").click()
+    expect(page.get_by_text("Candidate 1: retrying (2 of 4).")).to_be_visible(timeout=10_000)
+    expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=20_000)
+
+
+def test_a_failed_edit_runs_again_from_its_page(page, alice, worker, simulator):
+    simulator.inject("forbidden")
+    log_in(page)
+    page.get_by_label("Images", exact=True).set_input_files(
+        {"name": "a.png", "mimeType": "image/png", "buffer": make_png()}
+    )
+    page.get_by_label("Instruction").fill("mirror it")
+    page.get_by_role("button", name="Submit edit").click()
+    expect(page.get_by_role("alert")).to_contain_text("content rules", timeout=20_000)
+    page.get_by_role("button", name="Run again").click()
+    expect(page.get_by_text("The edit is running again.")).to_be_visible()
+    expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=20_000)
+
+
+def test_failed_log_ins_are_throttled(page, alice, settings):
+    settings.LOGIN_FAILURES_PER_USER = 3
+    page.goto("/")
+    for _ in range(3):
+        page.get_by_label("Username").fill("alice")
+        page.get_by_label("Password").fill("not-her-password")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("alert")).to_contain_text("enter a correct username and password")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("alice-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Too many failed log-ins")
