@@ -154,8 +154,8 @@ def test_another_users_edit_page_is_not_found(page, alice, bob, django_user_mode
 
 
 def test_a_retry_shows_while_it_waits_then_the_result(page, alice, worker, simulator, settings):
-    settings.RETRY_BASE_DELAY = 3
-    settings.RETRY_MAX_DELAY = 3
+    settings.RETRY_BASE_DELAY = 8  # 4 to 12 s with jitter: several polls see it waiting
+    settings.RETRY_MAX_DELAY = 8
     simulator.inject("500")
     log_in(page)
     page.get_by_label("Images", exact=True).set_input_files(
@@ -164,7 +164,7 @@ def test_a_retry_shows_while_it_waits_then_the_result(page, alice, worker, simul
     page.get_by_label("Instruction").fill("sepia")
     page.get_by_role("button", name="Submit edit").click()
     expect(page.get_by_text("Candidate 1: retrying (2 of 4).")).to_be_visible(timeout=10_000)
-    expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=20_000)
+    expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=30_000)
 
 
 def test_a_failed_edit_runs_again_from_its_page(page, alice, worker, simulator):

@@ -242,6 +242,9 @@ class EditForm(forms.Form):
         return cleaned
 
     def _clean_size(self, model: catalog.ImageModel, cleaned: dict) -> None:
+        if not model.takes_size:
+            cleaned["size"] = ""
+            return
         size = (cleaned.get("size") or "").strip().lower()
         if size == CUSTOM:
             size = (cleaned.get("custom_size") or "").strip().lower().replace(" ", "")
@@ -250,7 +253,7 @@ class EditForm(forms.Form):
                     "custom_size", "Enter a custom size as WIDTHxHEIGHT, like 1600x1200."
                 )
                 return
-        if not model.takes_size or size == AUTO:
+        if size == AUTO:
             size = ""
         if problem := catalog.size_error(model, size):
             self.add_error("custom_size" if cleaned.get("size") == CUSTOM else "size", problem)
