@@ -8,12 +8,15 @@ from imageedits.edits.throttle import ThrottledAuthenticationForm
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="edit-new"), name="home"),
+    path("edits/", views.gallery, name="edit-list"),
     path("edits/new/", views.new, name="edit-new"),
     path("edits/new/params/", views.params, name="edit-params"),
     path("edits/new/size-check/", views.size_check, name="edit-size-check"),
     path("edits/<int:edit_id>/", views.detail, name="edit-detail"),
     path("edits/<int:edit_id>/status/", views.status, name="edit-status"),
     path("edits/<int:edit_id>/rerun/", views.rerun, name="edit-rerun"),
+    path("edits/<int:edit_id>/card/", views.card, name="edit-card"),
+    path("edits/<int:edit_id>/delete/", views.delete, name="edit-delete"),
     path(
         "edits/<int:edit_id>/<str:kind>/<int:position>/",
         views.image,

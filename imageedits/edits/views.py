@@ -3,6 +3,7 @@ import json
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import (
     FileResponse,
     Http404,
@@ -16,10 +17,12 @@ from django.template.defaultfilters import filesizeformat
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
 from . import catalog, images, services, throttle
 from .forms import EditForm
+from .gallery import PAGE_SIZE, GalleryFilter
 from .models import Edit, Submission
 
 # A callback carries at most a few result images as base64.
@@ -70,6 +73,44 @@ def size_check(request: HttpRequest) -> HttpResponse:
     size = request.GET.get("custom_size", "").strip().lower().replace(" ", "")
     problem = catalog.size_error(model, size) if size else None
     return render(request, "edits/new.html#size_message", {"size_problem": problem})
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def gallery(request: HttpRequest) -> HttpResponse:
+    """The person's edits, newest first, filtered and a page at a time."""
+    filters = GalleryFilter(request.GET)
+    page = Paginator(filters.apply(request.user.edits.all()), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    template = "edits/gallery.html#grid" if request.htmx else "edits/gallery.html"
+    return render(request, template, {"filters": filters, "page": page})
+
+
+@login_required
+@require_GET
+@never_cache
+def card(request: HttpRequest, edit_id: int) -> HttpResponse:
+    """One gallery card, polled while its edit is under way."""
+    edit = get_object_or_404(
+        GalleryFilter().apply(Edit.objects.filter(owner=request.user)), pk=edit_id
+    )
+    response = render(request, "edits/gallery.html#card", {"edit": edit})
+    if not edit.is_active:
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+@login_required
+def delete(request: HttpRequest, edit_id: int) -> HttpResponse:
+    """Ask first (GET), then delete the edit and every file it stored (POST)."""
+    edit = _get_edit_for_user(request, edit_id)
+    if request.method == "POST":
+        edit.delete()
+        messages.success(request, f"Edit {edit_id} and its images were deleted.")
+        return redirect("edit-list")
+    return render(request, "edits/delete.html", {"edit": edit})
 
 
 @login_required

@@ -1,0 +1,51 @@
+"""The history gallery's filters: by model, status, date and words of the instruction."""
+
+from django import forms
+from django.db.models import Prefetch, QuerySet
+
+from . import catalog
+from .models import Edit, ResultImage
+
+PAGE_SIZE = 24
+
+
+class GalleryFilter(forms.Form):
+    q = forms.CharField(label="Search instructions", required=False, max_length=200)
+    model = forms.ChoiceField(
+        label="Model",
+        required=False,
+        choices=[("", "All models"), *((name, name) for name in catalog.MODELS)],
+    )
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=[("", "Any status"), *Edit.Status.choices]
+    )
+    since = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def apply(self, edits: QuerySet[Edit]) -> QuerySet[Edit]:
+        """The edits that pass the filters, newest first, with what a card shows."""
+        if self.is_valid():
+            data = self.cleaned_data
+            if data["q"]:
+                for word in data["q"].split():
+                    edits = edits.filter(prompt__icontains=word)
+            if data["model"]:
+                edits = edits.filter(model=data["model"])
+            if data["status"]:
+                edits = edits.filter(status=data["status"])
+            if data["since"]:
+                edits = edits.filter(created_at__date__gte=data["since"])
+            if data["until"]:
+                edits = edits.filter(created_at__date__lte=data["until"])
+        first_results = ResultImage.objects.filter(position=0)
+        return edits.order_by("-created_at", "-id").prefetch_related(
+            Prefetch("results", queryset=first_results, to_attr="first_results")
+        )
+
+    @property
+    def is_filtered(self) -> bool:
+        return self.is_valid() and any(self.cleaned_data.values())

@@ -1,0 +1,69 @@
+"""A person browsing their history: filter and search without reloading, open an edit, and
+delete one after being asked."""
+
+import pytest
+from playwright.sync_api import expect
+
+from imageedits.edits import images, services
+from imageedits.edits.models import Edit
+
+from .conftest import make_png
+from .test_browser import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def finished_edit(owner, prompt: str, model: str = "gpt-image-2") -> Edit:
+    upload = images.reencode(make_png())
+    edit = services.create_edit(owner, services.NewEdit(prompt, model, "", [upload], []))
+    services.run_edit(edit.pk)
+    return edit
+
+
+def test_browse_filter_and_search_the_history(page, alice):
+    finished_edit(alice, "make it sepia")
+    finished_edit(alice, "mirror the photo", model="nano-banana")
+    finished_edit(alice, "blur the background")
+    log_in(page)
+    page.get_by_role("link", name="History").click()
+    grid = page.get_by_role("list", name="Edits")
+    expect(grid.get_by_role("listitem")).to_have_count(3)
+    expect(grid.get_by_role("img", name="Result of edit")).to_have_count(3)
+    page.evaluate("window.notReloaded = true")
+
+    page.get_by_label("Model").select_option("nano-banana")
+    expect(grid.get_by_role("listitem")).to_have_count(1)
+    expect(grid).to_contain_text("mirror the photo")
+
+    page.get_by_label("Model").select_option("")
+    page.get_by_label("Search instructions").fill("blur")
+    expect(page.get_by_role("list", name="Edits").get_by_role("listitem")).to_have_count(1)
+    expect(page.get_by_role("list", name="Edits")).to_contain_text("blur the background")
+    assert "q=blur" in page.url  # the filtered view has its own address
+
+    page.get_by_label("Search instructions").fill("zebra")
+    expect(page.get_by_text("No edit matches these filters.")).to_be_visible()
+    assert page.evaluate("window.notReloaded") is True
+
+    page.get_by_role("link", name="Show all edits").click()
+    page.get_by_role("link", name="make it sepia").click()
+    expect(page.get_by_role("img", name="Edited image 1")).to_be_visible()
+
+
+def test_delete_an_edit_after_being_asked(page, alice, stored_files):
+    edit = finished_edit(alice, "make it sepia")
+    log_in(page)
+    page.goto(edit.get_absolute_url())
+    page.get_by_role("link", name="Delete…").click()
+    expect(page.get_by_role("heading", name=f"Delete edit {edit.pk}?")).to_be_visible()
+    page.get_by_role("button", name="Delete for good").click()
+    expect(page.get_by_text(f"Edit {edit.pk} and its images were deleted.")).to_be_visible()
+    expect(page.get_by_text("Start your first edit")).to_be_visible()
+    assert not Edit.objects.exists() and stored_files() == []
+
+
+def test_a_new_person_sees_what_to_do(page, alice):
+    log_in(page)
+    page.get_by_role("link", name="History").click()
+    page.get_by_role("link", name="Start your first edit").click()
+    expect(page.get_by_role("heading", name="New edit")).to_be_visible()

@@ -1,0 +1,134 @@
+"""The history gallery: newest first, only one's own, filters and search, pages that cost the
+same number of queries however long the history, live cards, and deleting with its files."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from imageedits.edits import images, services
+from imageedits.edits.models import Edit
+
+from .conftest import make_png
+
+pytestmark = pytest.mark.django_db
+
+
+def edit_for(owner, prompt="blur", model="gpt-image-2", status=Edit.Status.SUCCEEDED, days=0):
+    edit = Edit.objects.create(owner=owner, prompt=prompt, model=model, status=status)
+    Edit.objects.filter(pk=edit.pk).update(created_at=timezone.now() - timedelta(days=days))
+    return edit
+
+
+def cards(client, **query) -> list[str]:
+    page = client.get(reverse("edit-list"), query).content.decode()
+    return [part.split('"', 1)[0] for part in page.split('id="card-')[1:]]
+
+
+@pytest.fixture
+def logged_in(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def test_the_gallery_shows_my_edits_newest_first(logged_in, alice, bob):
+    old = edit_for(alice, "old one", days=3)
+    new = edit_for(alice, "new one")
+    edit_for(bob, "bob's")
+    assert cards(logged_in) == [str(new.pk), str(old.pk)]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"q": "sepia"}, ["SEPIA and blur", "sepia tone"]),
+        ({"q": "sepia blur"}, ["SEPIA and blur"]),
+        ({"model": "nano-banana"}, ["mirror"]),
+        ({"status": "failed"}, ["sepia tone"]),
+        ({"since": "{5 days ago}", "until": "{1 day ago}"}, ["SEPIA and blur"]),
+        ({"q": "nothing like this"}, []),
+    ],
+)
+def test_filters_and_search(logged_in, alice, query, expected):
+    edit_for(alice, "sepia tone", status=Edit.Status.FAILED, days=10)
+    edit_for(alice, "SEPIA and blur", days=2)
+    edit_for(alice, "mirror", model="nano-banana")
+    days = {"{5 days ago}": 5, "{1 day ago}": 1}
+    for key, value in query.items():
+        if value in days:
+            query[key] = (timezone.now() - timedelta(days=days[value])).date().isoformat()
+    shown = [Edit.objects.get(pk=pk).prompt for pk in cards(logged_in, **query)]
+    assert shown == expected
+
+
+def test_a_page_costs_the_same_queries_for_10_and_10000_edits(logged_in, alice):
+    def queries_for_first_page() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert logged_in.get(reverse("edit-list")).status_code == 200
+        return len(captured)
+
+    Edit.objects.bulk_create(Edit(owner=alice, prompt=f"edit {n}", model="gpt-image-2",
+                                  status=Edit.Status.SUCCEEDED) for n in range(10))  # fmt: skip
+    few = queries_for_first_page()
+    Edit.objects.bulk_create(Edit(owner=alice, prompt=f"edit {n}", model="gpt-image-2",
+                                  status=Edit.Status.SUCCEEDED) for n in range(9990))  # fmt: skip
+    many = queries_for_first_page()
+    assert few == many
+    last = logged_in.get(reverse("edit-list"), {"page": 417}).content.decode()
+    assert "Page 417 of 417" in last
+
+
+def test_empty_states_say_what_to_do(logged_in, alice):
+    page = logged_in.get(reverse("edit-list")).content.decode()
+    assert "Start your first edit" in page
+    edit_for(alice, "something")
+    page = logged_in.get(reverse("edit-list"), {"q": "zebra"}).content.decode()
+    assert "No edit matches these filters." in page
+
+
+def test_htmx_asks_for_the_grid_only(logged_in, alice):
+    edit_for(alice, "something")
+    response = logged_in.get(reverse("edit-list"), headers={"HX-Request": "true"})
+    assert 'id="gallery-grid"' in response.content.decode()
+    assert "<html" not in response.content.decode()
+    assert "HX-Request" in response["Vary"]
+
+
+def test_a_running_card_polls_and_stops_when_done(logged_in, alice):
+    edit = edit_for(alice, "slow one", status=Edit.Status.RUNNING)
+    url = reverse("edit-card", args=[edit.pk])
+    assert f'hx-get="{url}"' in logged_in.get(reverse("edit-list")).content.decode()
+    assert logged_in.get(url).status_code == 200
+    Edit.objects.filter(pk=edit.pk).update(status=Edit.Status.SUCCEEDED)
+    done = logged_in.get(url)
+    assert done.status_code == 286 and "hx-get" not in done.content.decode()
+
+
+def test_deleting_asks_first_then_removes_the_edit_and_its_files(
+    logged_in, alice, stored_files, django_capture_on_commit_callbacks
+):
+    upload = images.reencode(make_png())
+    edit = services.create_edit(alice, services.NewEdit("blur", "gpt-image-2", "", [upload], []))
+    services.run_edit(edit.pk)
+    assert len(stored_files()) == 3
+    url = reverse("edit-delete", args=[edit.pk])
+
+    assert "Delete edit" in logged_in.get(url).content.decode()
+    assert Edit.objects.filter(pk=edit.pk).exists()  # asking deletes nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        response = logged_in.post(url)
+    assert response.url == reverse("edit-list")
+    assert not Edit.objects.filter(pk=edit.pk).exists()
+    assert stored_files() == []
+
+
+@pytest.mark.parametrize("name", ["edit-card", "edit-delete"])
+def test_another_persons_gallery_urls_are_404(client, alice, bob, name):
+    edit = edit_for(alice)
+    client.force_login(bob)
+    assert client.get(reverse(name, args=[edit.pk])).status_code == 404
+    assert client.post(reverse(name, args=[edit.pk])).status_code in (404, 405)
+    assert Edit.objects.filter(pk=edit.pk).exists()
