@@ -1,16 +1,17 @@
 import logging
 import re
 
-# /hooks/submissions/<id>/<secret>/: the secret lets anyone post a result for that request.
-_CALLBACK_PATH = re.compile(r"(/hooks/submissions/\d+/)[^/\s\"]+")
+# /hooks/submissions/<id>/<secret>/ lets anyone post a result for that request, and
+# /s/<token>/ lets anyone see a shared edit: access logs must not hand them out.
+_SECRET_PATHS = re.compile(r"(/hooks/submissions/\d+/|/s/)[^/\s\"]+")
 
 
-class RedactCallbackSecrets(logging.Filter):
-    """Keep callback secrets out of every log line (access logs print request paths)."""
+class RedactSecrets(logging.Filter):
+    """Keep callback secrets and share tokens out of every log line (access logs print paths)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _CALLBACK_PATH.sub(r"\1[redacted]", message)
+        redacted = _SECRET_PATHS.sub(r"\1[redacted]", message)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

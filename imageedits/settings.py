@@ -224,7 +224,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"redact_secrets": {"()": "imageedits.logfilters.RedactCallbackSecrets"}},
+    "filters": {"redact_secrets": {"()": "imageedits.logfilters.RedactSecrets"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",

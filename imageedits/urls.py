@@ -16,6 +16,14 @@ urlpatterns = [
     path("edits/<int:edit_id>/status/", views.status, name="edit-status"),
     path("edits/<int:edit_id>/rerun/", views.rerun, name="edit-rerun"),
     path("edits/<int:edit_id>/card/", views.card, name="edit-card"),
+    path("edits/<int:edit_id>/share/", views.share_create, name="edit-share"),
+    path(
+        "edits/<int:edit_id>/share/<int:link_id>/revoke/",
+        views.share_revoke,
+        name="edit-share-revoke",
+    ),
+    path("s/<str:token>/", views.shared, name="shared"),
+    path("s/<str:token>/<str:kind>/<int:position>/", views.shared_image, name="shared-image"),
     path("edits/<int:edit_id>/delete/", views.delete, name="edit-delete"),
     path(
         "edits/<int:edit_id>/<str:kind>/<int:position>/",

@@ -67,3 +67,34 @@ def test_a_new_person_sees_what_to_do(page, alice):
     page.get_by_role("link", name="History").click()
     page.get_by_role("link", name="Start your first edit").click()
     expect(page.get_by_role("heading", name="New edit")).to_be_visible()
+
+
+def test_share_a_result_open_it_logged_out_then_revoke_it(page, browser, live_server, alice):
+    edit = finished_edit(alice, "make it sepia for the team")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    log_in(page)
+    page.goto(edit.get_absolute_url())
+    page.get_by_role("button", name="Create share link").click()
+    field = page.get_by_label("New share link")
+    expect(field).to_be_visible()
+    url = field.input_value()
+    assert url.startswith(f"{live_server.url}/s/")
+    page.get_by_role("button", name="Copy link").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == url
+    expect(page.get_by_role("list", name="Share links")).to_contain_text("Active")
+
+    stranger = browser.new_context()  # no login, no cookies
+    other = stranger.new_page()
+    other.goto(url)
+    expect(other.get_by_role("heading", name="Shared edit")).to_be_visible()
+    expect(other.get_by_text("make it sepia for the team")).to_be_visible()
+    expect(other.get_by_role("img", name="Edited image 1")).to_be_visible()
+    expect(other.get_by_role("link", name="Log out")).to_have_count(0)
+
+    page.reload()
+    expect(page.get_by_role("list", name="Share links")).to_contain_text("1 view")
+    page.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_role("list", name="Share links")).to_contain_text("Revoked")
+    assert other.goto(url).status == 404
+    stranger.close()

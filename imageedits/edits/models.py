@@ -342,3 +342,47 @@ def delete_stored_files(sender, instance, **kwargs) -> None:
             default_storage.delete(name)
 
     transaction.on_commit(delete)
+
+
+class ShareLink(models.Model):
+    """A capability URL for one edit's results: whoever has the link sees them, read-only.
+
+    The token (256 random bits) is shown once, when the link is made; only its SHA-256 is kept,
+    so the database alone cannot be used to open shared edits."""
+
+    edit = models.ForeignKey(Edit, on_delete=models.CASCADE, related_name="share_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    include_inputs = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    views = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Share link {self.pk} of edit {self.edit_id}"
+
+    @staticmethod
+    def hash(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @property
+    def is_active(self) -> bool:
+        if self.revoked_at:
+            return False
+        return self.expires_at is None or self.expires_at > timezone.now()
+
+    @classmethod
+    def active(cls):
+        now = timezone.now()
+        return cls.objects.filter(revoked_at=None).filter(
+            models.Q(expires_at=None) | models.Q(expires_at__gt=now)
+        )
+
+    def revoke(self) -> None:
+        ShareLink.objects.filter(pk=self.pk, revoked_at=None).update(revoked_at=timezone.now())
+
+    def count_view(self) -> None:
+        ShareLink.objects.filter(pk=self.pk).update(views=models.F("views") + 1)

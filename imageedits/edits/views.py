@@ -14,13 +14,14 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
-from . import catalog, images, services, throttle
+from . import catalog, images, services, sharing, throttle
 from .forms import EditForm
 from .gallery import PAGE_SIZE, GalleryFilter
 from .models import Edit, Submission
@@ -117,7 +118,8 @@ def delete(request: HttpRequest, edit_id: int) -> HttpResponse:
 @require_GET
 def detail(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
-    return render(request, "edits/detail.html", _status_context(edit))
+    context = {**_status_context(edit), "expiry_choices": sharing.EXPIRY_CHOICES}
+    return render(request, "edits/detail.html", context)
 
 
 @login_required
@@ -150,7 +152,7 @@ def image(request: HttpRequest, edit_id: int, kind: str, position: int) -> FileR
         raise Http404
     if not stored:
         raise Http404
-    response = FileResponse(stored.open("rb"), content_type=images.content_type_for(stored.name))
+    response = _image_response(stored)
     if kind in ("result", "raw") and request.GET.get("download"):
         extension = stored.name.rsplit(".", 1)[-1]
         suffix = "-model-output" if kind == "raw" else ""
@@ -158,6 +160,12 @@ def image(request: HttpRequest, edit_id: int, kind: str, position: int) -> FileR
             f'attachment; filename="edit-{edit.pk}-result-{position + 1}{suffix}.{extension}"'
         )
     response["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
+
+
+def _image_response(stored) -> FileResponse:
+    """A stored image, as an image only: no sniffing, no scripts, no embedding."""
+    response = FileResponse(stored.open("rb"), content_type=images.content_type_for(stored.name))
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
@@ -169,6 +177,73 @@ def rerun(request: HttpRequest, edit_id: int) -> HttpResponse:
     if services.rerun_edit(edit):
         messages.success(request, "The edit is running again.")
     return redirect(edit)
+
+
+@login_required
+@require_POST
+def share_create(request: HttpRequest, edit_id: int) -> HttpResponse:
+    edit = _get_edit_for_user(request, edit_id)
+    days = request.POST.get("expires_in_days", "")
+    _, token = sharing.create(
+        edit,
+        include_inputs=request.POST.get("include_inputs") == "on",
+        expires_in_days=int(days) if days in {"1", "7", "30"} else None,
+    )
+    return _share_section(request, edit, new_url=sharing.url(request, token))
+
+
+@login_required
+@require_POST
+def share_revoke(request: HttpRequest, edit_id: int, link_id: int) -> HttpResponse:
+    edit = _get_edit_for_user(request, edit_id)
+    get_object_or_404(edit.share_links, pk=link_id).revoke()
+    return _share_section(request, edit)
+
+
+def _share_section(request: HttpRequest, edit: Edit, new_url: str = "") -> HttpResponse:
+    if not request.htmx:
+        if new_url:
+            messages.success(request, f"Share link made (shown only now): {new_url}")
+        return redirect(edit)
+    context = {"edit": edit, "new_url": new_url, "expiry_choices": sharing.EXPIRY_CHOICES}
+    return render(request, "edits/detail.html#share", context)
+
+
+@require_GET
+def shared(request: HttpRequest, token: str) -> HttpResponse:
+    """What a share link shows, to anyone who has it, logged in or not."""
+    link = sharing.active_link(token)
+    link.count_view()
+    edit = link.edit
+    context = {
+        "link": link,
+        "edit": edit,
+        "token": token,
+        "results": edit.results.all(),
+        "inputs": edit.inputs.exclude(file="") if link.include_inputs else [],
+        "image_url": request.build_absolute_uri(reverse("shared-image", args=[token, "result", 0])),
+    }
+    return _shared_headers(render(request, "edits/shared.html", context))
+
+
+@require_GET
+def shared_image(request: HttpRequest, token: str, kind: str, position: int) -> FileResponse:
+    link = sharing.active_link(token)
+    if kind == "input" and link.include_inputs:
+        stored = get_object_or_404(link.edit.inputs, position=position, url="").file
+    elif kind in ("result", "thumbnail"):
+        result = get_object_or_404(link.edit.results, position=position)
+        stored = result.file if kind == "result" else result.thumbnail
+    else:
+        raise Http404
+    return _shared_headers(_image_response(stored))
+
+
+def _shared_headers(response: HttpResponse) -> HttpResponse:
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _request_bytes(request: HttpRequest) -> int:

@@ -144,6 +144,19 @@
     });
   }
 
+  // Copy buttons (also in fragments htmx swaps in later): data-copy names the field to copy.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("[data-copy]");
+    if (!button) return;
+    const field = document.querySelector(button.dataset.copy);
+    navigator.clipboard.writeText(field.value).then(function () {
+      button.textContent = "Copied";
+    }, function () {
+      field.select(); // no clipboard access: leave it selected for Ctrl-C
+      button.textContent = "Press Ctrl-C to copy";
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-dropzone]").forEach(setUp);
     document.querySelectorAll("#edit-form").forEach(preventDoubleSubmit);
