@@ -15,6 +15,7 @@ urlpatterns = [
     path("edits/<int:edit_id>/", views.detail, name="edit-detail"),
     path("edits/<int:edit_id>/status/", views.status, name="edit-status"),
     path("edits/<int:edit_id>/rerun/", views.rerun, name="edit-rerun"),
+    path("edits/<int:edit_id>/run-again/", views.run_again, name="edit-run-again"),
     path("edits/<int:edit_id>/card/", views.card, name="edit-card"),
     path("edits/<int:edit_id>/share/", views.share_create, name="edit-share"),
     path(

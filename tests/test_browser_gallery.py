@@ -1,6 +1,8 @@
 """A person browsing their history: filter and search without reloading, open an edit, and
 delete one after being asked."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -36,10 +38,11 @@ def test_browse_filter_and_search_the_history(page, alice):
     expect(grid).to_contain_text("mirror the photo")
 
     page.get_by_label("Model").select_option("")
+    expect(page.get_by_role("list", name="Edits").get_by_role("listitem")).to_have_count(3)
     page.get_by_label("Search instructions").fill("blur")
+    expect(page).to_have_url(re.compile(r"q=blur"))  # the filtered view has its own address
     expect(page.get_by_role("list", name="Edits").get_by_role("listitem")).to_have_count(1)
     expect(page.get_by_role("list", name="Edits")).to_contain_text("blur the background")
-    assert "q=blur" in page.url  # the filtered view has its own address
 
     page.get_by_label("Search instructions").fill("zebra")
     expect(page.get_by_text("No edit matches these filters.")).to_be_visible()
@@ -98,3 +101,39 @@ def test_share_a_result_open_it_logged_out_then_revoke_it(page, browser, live_se
     expect(page.get_by_role("list", name="Share links")).to_contain_text("Revoked")
     assert other.goto(url).status == 404
     stranger.close()
+
+
+def test_edit_a_result_then_walk_the_versions_back(page, alice, worker):
+    original = finished_edit(alice, "first: make it sepia")
+    log_in(page)
+    page.goto(original.get_absolute_url())
+    page.get_by_role("link", name="Edit this result").click()
+    carried = page.get_by_role("list", name="Carried over")
+    expect(
+        carried.get_by_role("img", name=f"Preview of result 1 of edit {original.pk}")
+    ).to_be_visible()
+    page.get_by_label("Instruction").fill("second: now mirror it")
+    page.get_by_role("button", name="Submit edit").click()
+    expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=20_000)
+
+    versions = page.get_by_role("region", name="Versions")
+    expect(versions).to_contain_text("first: make it sepia")
+    expect(versions).to_contain_text("second: now mirror it")
+    versions.get_by_role("link", name=f"Edit {original.pk}").click()
+    expect(page.get_by_role("heading", name=f"Edit {original.pk}")).to_be_visible()
+    expect(page.get_by_role("region", name="Versions")).to_contain_text("second: now mirror it")
+
+
+def test_reuse_settings_and_run_again(page, alice, worker):
+    past = finished_edit(alice, "dark mode please")
+    log_in(page)
+    page.goto(past.get_absolute_url())
+    page.get_by_role("link", name="Reuse settings").click()
+    expect(page.get_by_label("Instruction")).to_have_value("dark mode please")
+    expect(page.get_by_role("list", name="Carried over").get_by_role("listitem")).to_have_count(1)
+    page.get_by_role("button", name="Submit edit").click()
+    expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=20_000)
+
+    page.get_by_role("button", name="Run again").click()
+    expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=20_000)
+    assert Edit.objects.filter(prompt="dark mode please").count() == 3

@@ -3,9 +3,11 @@ from urllib.parse import urlsplit
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 
 from . import catalog, fetch, services, upstream
 from .images import EncodedImage, InvalidImage, convert, mask_for, reencode
+from .models import Edit, InputImage, ResultImage
 
 MAX_INPUTS = max(model.max_inputs for model in catalog.MODELS.values())
 PARAMS = {param.name: param for model in catalog.MODELS.values() for param in model.params}
@@ -85,6 +87,45 @@ def _param_field(param: catalog.Param) -> forms.Field:
     return forms.CharField(label=param.label, required=False, widget=widget, help_text=param.help)
 
 
+def starting_values(query, owner) -> dict:
+    """The form's first values for "edit this result" (?from_result=EDIT&position=N) and
+    "reuse settings" (?reuse=EDIT); empty for a blank form or someone else's edit."""
+    edit_id = query.get("from_result", "")
+    if edit_id.isdigit():
+        position = query.get("position", "0")
+        result = (
+            ResultImage.objects.filter(
+                edit__owner=owner,
+                edit_id=int(edit_id),
+                position=int(position) if position.isdigit() else 0,
+            )
+            .select_related("edit")
+            .first()
+        )
+        if result:
+            return {"carry": [f"result-{edit_id}-{result.position}"], "model": result.edit.model}
+    edit = (
+        owner.edits.filter(pk=int(query["reuse"])).first()
+        if query.get("reuse", "").isdigit()
+        else None
+    )
+    if edit is None:
+        return {}
+    size = edit.size or AUTO
+    custom = size not in _values(size_choices(edit.image_model))
+    inputs = list(edit.inputs.all())
+    return {
+        "prompt": edit.prompt,
+        "model": edit.model,
+        "size": CUSTOM if custom else size,
+        "custom_size": edit.size if custom else "",
+        "candidates": edit.candidates,
+        **edit.params,
+        "carry": [f"input-{edit.pk}-{item.position}" for item in inputs if item.file],
+        "image_urls": "\n".join(item.url for item in inputs if item.url),
+    }
+
+
 class EditForm(forms.Form):
     images = MultipleImageField(label="Images", required=False)
     image_urls = forms.CharField(
@@ -93,6 +134,8 @@ class EditForm(forms.Form):
         help_text="One per line.",
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "https://example.com/photo.png"}),
     )
+    # Stored images that come along: "result-<edit>-<position>" or "input-<edit>-<position>".
+    carry = forms.Field(required=False, widget=forms.MultipleHiddenInput)
     mask = forms.FileField(label="Mask", required=False)
     keep_unmasked = forms.BooleanField(
         label="Keep everything outside the mask exactly", required=False
@@ -116,10 +159,17 @@ class EditForm(forms.Form):
         initial=1,
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, owner=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.owner = owner
         for name, param in PARAMS.items():
             self.fields[name] = _param_field(param)
+        # Any value is offered; clean_carry keeps only the owner's own images.
+        self.fields["carry"].choices = (
+            [(v, v) for v in self.data.getlist("carry")]
+            if (self.is_bound and hasattr(self.data, "getlist"))
+            else []
+        )
 
     # --- What the page shows for the chosen model (also while nothing is submitted yet) ------
 
@@ -150,6 +200,23 @@ class EditForm(forms.Form):
             "total_price": None if price is None else price * candidates,
         }
 
+    def carried_previews(self) -> list[dict[str, str]]:
+        """The stored images carried over, as the preview strip shows them."""
+        tokens = self.data.getlist("carry") if self.is_bound else self.initial.get("carry", [])
+        previews = []
+        for token in tokens:
+            kind, _, rest = token.partition("-")
+            edit_id, _, position = rest.partition("-")
+            if kind in ("result", "input") and edit_id.isdigit() and position.isdigit():
+                previews.append(
+                    {
+                        "token": token,
+                        "url": reverse("edit-image", args=[int(edit_id), kind, int(position)]),
+                        "label": f"{kind} {int(position) + 1} of edit {edit_id}",
+                    }
+                )
+        return previews
+
     def _raw(self, name: str) -> str:
         """A value as submitted, or as given in `initial` to show the fields for it."""
         values = self.data if self.is_bound else self.initial
@@ -171,6 +238,29 @@ class EditForm(forms.Form):
 
     def clean_candidates(self) -> int:
         return self.cleaned_data["candidates"] or 1
+
+    def clean_carry(self) -> list[tuple[str, EncodedImage, Edit | None]]:
+        """(label, image, parent edit if it is a result) for each stored image carried over."""
+        carried = []
+        for token in self.cleaned_data["carry"] or []:
+            kind, _, rest = token.partition("-")
+            edit_id, _, position = rest.partition("-")
+            if kind not in ("result", "input") or not (edit_id.isdigit() and position.isdigit()):
+                raise forms.ValidationError("An image carried over from another edit is unknown.")
+            items = ResultImage.objects if kind == "result" else InputImage.objects
+            item = (
+                items.filter(edit__owner=self.owner, edit_id=int(edit_id), position=int(position))
+                .exclude(file="")
+                .select_related("edit")
+                .first()
+            )
+            if item is None:
+                raise forms.ValidationError("An image carried over from another edit is gone.")
+            label = f"{kind} {int(position) + 1} of edit {edit_id}"
+            carried.append(
+                (label, services.stored_image(item.file), item.edit if kind == "result" else None)
+            )
+        return carried
 
     def clean_prompt(self) -> str:
         return self.cleaned_data["prompt"].strip()
@@ -217,6 +307,13 @@ class EditForm(forms.Form):
         if model is None:
             return cleaned
         uploads, urls = cleaned.get("images"), cleaned.get("image_urls")
+        carried = cleaned.get("carry") or []
+        self._input_names = [label for label, _, _ in carried] + [
+            upload.name for upload in self.files.getlist("images")
+        ]
+        if uploads is not None:
+            uploads = cleaned["images"] = [image for _, image, _ in carried] + uploads
+        cleaned["parent"] = next((edit for _, _, edit in carried if edit), None)
         if uploads is not None and urls is not None:
             count = len(uploads) + len(urls)
             if count == 0:
@@ -283,7 +380,7 @@ class EditForm(forms.Form):
 
     def _check_inputs_for(self, model: catalog.ImageModel, uploads: list[EncodedImage]) -> None:
         """Per-model input rules (dall-e-2: one square PNG under 4 MB); converts as needed."""
-        names = [upload.name for upload in self.files.getlist("images")]
+        names = self._input_names
         for index, image in enumerate(uploads):
             name = names[index] if index < len(names) else f"image {index + 1}"
             if model.square_inputs and image.width != image.height:
@@ -315,4 +412,5 @@ class EditForm(forms.Form):
             candidates=data["candidates"],
             mask=data["mask"],
             keep_unmasked=data["keep_unmasked"],
+            parent=data["parent"],
         )

@@ -105,6 +105,13 @@ def reencode(data: bytes | io.IOBase) -> EncodedImage:
     return encode(image, image_format)
 
 
+def stored(content: bytes) -> EncodedImage:
+    """An image this app stored itself (so already decoded and re-encoded once): read only its
+    header for the format and size."""
+    with Image.open(io.BytesIO(content), formats=FORMATS) as image:
+        return EncodedImage(content, image.format, image.width, image.height)
+
+
 def convert(image: EncodedImage, image_format: str) -> EncodedImage:
     if image.format == image_format:
         return image

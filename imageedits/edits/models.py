@@ -102,6 +102,10 @@ class Edit(StateMachine):
     created_at = models.DateTimeField(default=timezone.now)
     # When its run was last put in the queue (the reaper queues it again if that was lost).
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # The edit whose result this one edits ("edit this result"): versions form a tree.
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -122,6 +126,15 @@ class Edit(StateMachine):
     @property
     def image_model(self) -> catalog.ImageModel:
         return catalog.MODELS[self.model]
+
+    def lineage(self) -> list["Edit"]:
+        """This edit's ancestors, the original first (one query a generation)."""
+        chain, seen, edit = [], {self.pk}, self.parent
+        while edit is not None and edit.pk not in seen:
+            chain.append(edit)
+            seen.add(edit.pk)
+            edit = edit.parent
+        return chain[::-1]
 
     def mark_failed(self, code: str, message: str) -> bool:
         """The whole edit failed: so did every request of it still under way."""

@@ -44,6 +44,8 @@ class NewEdit:
     candidates: int = 1
     mask: images.EncodedImage | None = None
     keep_unmasked: bool = False
+    # The edit whose result this edit starts from ("edit this result").
+    parent: Edit | None = None
 
 
 def unit_price(model_name: str) -> Decimal | None:
@@ -74,6 +76,7 @@ def create_edit(owner, new: NewEdit) -> Edit:
                 candidates=new.candidates,
                 keep_unmasked=new.keep_unmasked and mask is not None,
                 credits=total_price(new.model, new.candidates),
+                parent=new.parent,
             )
             if mask:
                 edit.mask = _store("masks", mask)
@@ -98,6 +101,28 @@ def create_edit(owner, new: NewEdit) -> Edit:
         _delete_files(stored)  # the rows were rolled back: their files go too
         raise
     return edit
+
+
+def run_again(edit: Edit) -> Edit:
+    """A new edit with everything of `edit`: instruction, model, size, parameters, inputs, mask."""
+    uploads = [stored_image(item.file) for item in edit.inputs.all() if item.file]
+    new = NewEdit(
+        prompt=edit.prompt,
+        model=edit.model,
+        size=edit.size,
+        uploads=uploads,
+        urls=[item.url for item in edit.inputs.all() if item.url],
+        params=dict(edit.params),
+        candidates=edit.candidates,
+        mask=stored_image(edit.mask) if edit.mask else None,
+        keep_unmasked=edit.keep_unmasked,
+        parent=edit.parent,
+    )
+    return create_edit(edit.owner, new)
+
+
+def stored_image(stored) -> images.EncodedImage:
+    return images.stored(_read(stored))
 
 
 def _enqueue_run(edit: Edit) -> None:

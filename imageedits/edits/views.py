@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
-from . import catalog, images, services, sharing, throttle
+from . import catalog, forms, images, services, sharing, throttle
 from .forms import EditForm
 from .gallery import PAGE_SIZE, GalleryFilter
 from .models import Edit, Submission
@@ -46,14 +46,22 @@ def new(request: HttpRequest) -> HttpResponse:
         )
         context = {"form": form, "refusal": refusal, "recent": [], **form.model_context()}
         return render(request, "edits/new.html", context, status=413)
-    form = EditForm(request.POST or None, request.FILES or None)
+    initial = forms.starting_values(request.GET, request.user)
+    form = EditForm(
+        request.POST or None, request.FILES or None, owner=request.user, initial=initial
+    )
     if request.method == "POST" and (problem := throttle.edit_limit_problem(request.user)):
         form.add_error(None, problem)
     if request.method == "POST" and form.is_valid():
         edit = services.create_edit(request.user, form.new_edit())
         return redirect(edit)
     recent = request.user.edits.prefetch_related("results")[:8]
-    context = {"form": form, "recent": recent, **form.model_context()}
+    context = {
+        "form": form,
+        "recent": recent,
+        "carried": form.carried_previews(),
+        **form.model_context(),
+    }
     return render(request, "edits/new.html", context, status=400 if form.errors else 200)
 
 
@@ -168,6 +176,17 @@ def _image_response(stored) -> FileResponse:
     response = FileResponse(stored.open("rb"), content_type=images.content_type_for(stored.name))
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+@login_required
+@require_POST
+def run_again(request: HttpRequest, edit_id: int) -> HttpResponse:
+    """A new edit with everything of this one."""
+    edit = _get_edit_for_user(request, edit_id)
+    if problem := throttle.edit_limit_problem(request.user):
+        messages.error(request, problem)
+        return redirect(edit)
+    return redirect(services.run_again(edit))
 
 
 @login_required

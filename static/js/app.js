@@ -39,6 +39,26 @@
     const list = zone.querySelector("[data-picked]");
     const errorBox = zone.querySelector("[data-pick-error]");
     const picked = new DataTransfer();
+    // Images carried over from another edit (stored already): shown above, sent by reference.
+    let carried = [];
+    const carriedItems = Array.from(form.querySelectorAll("[data-carried]"));
+    Promise.all(carriedItems.map(function (item) {
+      return fetch(item.dataset.carried).then(function (response) { return response.blob(); })
+        .then(function (blob) {
+          return { item: item, file: new File([blob], "carried.png", { type: blob.type }) };
+        });
+    })).then(function (loaded) {
+      carried = loaded;
+      render();
+    });
+    form.addEventListener("click", function (event) {
+      const button = event.target.closest("[data-remove-carried]");
+      if (!button) return;
+      const item = button.closest("[data-carried]");
+      carried = carried.filter(function (entry) { return entry.item !== item; });
+      item.remove();
+      render();
+    });
 
     function showError(message) {
       errorBox.textContent = message;
@@ -69,8 +89,10 @@
         item.append(preview, name, remove);
         list.append(item);
       });
+      // Carried images come first among the inputs, as the server orders them.
+      const files = carried.map(function (entry) { return entry.file; });
       form.dispatchEvent(new CustomEvent("images-changed", {
-        detail: { files: Array.from(picked.files) },
+        detail: { files: files.concat(Array.from(picked.files)) },
       }));
     }
 
@@ -90,7 +112,7 @@
           : "pasted-" + (picked.files.length + 1) + "." + (file.type.split("/")[1] || "png");
         if (!ACCEPTED.includes(file.type)) {
           problems.push("“" + name + "” is not a PNG, JPEG or WebP image.");
-        } else if (picked.files.length >= rules.maxInputs) {
+        } else if (carried.length + picked.files.length >= rules.maxInputs) {
           problems.push(rules.model + " takes at most " + rules.maxInputs + " image" +
             (rules.maxInputs > 1 ? "s" : "") + "; “" + name + "” was left out.");
         } else if (file.size > rules.maxBytes) {
