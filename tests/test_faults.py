@@ -1,8 +1,10 @@
 """Upstream faults injected through the simulator: every edit ends succeeded or failed with its
 own message, retries are bounded and visible, and nothing is stuck or stored twice."""
 
+import threading
 import time
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.urls import reverse
@@ -188,3 +190,53 @@ def test_a_running_edit_cannot_be_run_again(client, alice):
     client.post(reverse("edit-rerun", args=[edit.pk]))
     assert Edit.objects.get(pk=edit.pk).status == Edit.Status.QUEUED
     assert edit.submissions.get().attempts == 0
+
+
+class Dripper(BaseHTTPRequestHandler):
+    """An upstream that answers at once and then sends its body a byte at a time."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        try:
+            for _ in range(1000):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass  # the client gave up, as it should
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_dripping_upstream_is_cut_off_at_the_total_deadline(settings):
+    from imageedits.edits import upstream
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Dripper)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}/openai"
+    settings.UPSTREAM_TIMEOUT = 1  # each byte comes well within the per-read timeout
+    started = time.monotonic()
+    with pytest.raises(upstream.ServiceTimeout):
+        upstream.submit(
+            upstream.EditRequest(
+                "gpt-image-2", "blur", "", [upstream.InputFile("a.png", make_png(), "image/png")]
+            )
+        )
+    assert time.monotonic() - started < 5  # not the 100 s the drip would take
+    server.shutdown()
+
+
+def test_retry_after_wins_over_a_shorter_backoff_cap(alice, simulator, settings):
+    settings.RETRY_MAX_DELAY = 0
+    simulator.inject("429")  # Retry-After: 1
+    edit = create(alice)
+    before = timezone.now()
+    services.run_edit(edit.pk)
+    assert edit.submissions.get().retry_at >= before + timedelta(seconds=1)

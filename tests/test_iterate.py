@@ -73,7 +73,8 @@ def test_reuse_settings_fills_in_everything_of_a_past_edit(logged_in, alice, sim
            candidates="3", quality="high", carry=f"input-{past.pk}-0", image_urls=url)  # fmt: skip
     again = Edit.objects.exclude(pk=past.pk).get()
     assert (again.size, again.candidates, again.params) == ("1600x1200", 3, {"quality": "high"})
-    assert [bool(i.file) for i in again.inputs.all()] == [True, False]
+    # With a file among the inputs gpt-image-2 takes no URLs: the app fetched it and keeps it.
+    assert [bool(i.file) for i in again.inputs.all()] == [True, True]
 
 
 def test_reuse_of_someone_elses_edit_gives_a_blank_form(client, alice, bob):

@@ -73,3 +73,13 @@ def test_failed_log_ins_are_throttled_per_address(client, alice, bob, settings):
 def test_a_good_log_in_works_below_the_limit(client, alice):
     log_in(client, "alice", "wrong")
     assert log_in(client, "alice", "alice-password").status_code == 302
+
+
+def test_behind_our_proxy_the_address_it_appended_is_the_persons(rf, settings):
+    from imageedits.edits.throttle import client_address
+
+    request = rf.get("/", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9", REMOTE_ADDR="10.0.0.2")
+    settings.BEHIND_TLS_PROXY = False
+    assert client_address(request) == "10.0.0.2"
+    settings.BEHIND_TLS_PROXY = True
+    assert client_address(request) == "203.0.113.9"  # not the forgeable first entry

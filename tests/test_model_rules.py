@@ -155,12 +155,27 @@ def test_a_bad_mask_is_refused_with_its_reason(logged_in, stored_files, mask, me
     assert Edit.objects.count() == 0 and stored_files() == []
 
 
-def test_a_mask_needs_an_uploaded_first_image(logged_in, simulator):
-    response = post(
-        logged_in, images=[], image_urls=f"{simulator.url}/samples/square.png",
-        mask=SimpleUploadedFile("mask.png", mask_png(), "image/png"),
-    )  # fmt: skip
-    assert "A mask needs the first image to be an uploaded file." in response.content.decode()
+def test_with_a_mask_a_url_input_is_fetched_and_stored_so_the_mask_can_be_checked(
+    logged_in, simulator
+):
+    url = f"{simulator.url}/samples/square.png"  # 1024x1024
+    wrong = post(logged_in, images=[], image_urls=url,
+                 mask=SimpleUploadedFile("mask.png", mask_png(), "image/png"))  # fmt: skip
+    assert "The mask is 64x48 but the first image is 1024x1024" in wrong.content.decode()
+    post(logged_in, images=[], image_urls=url,
+         mask=SimpleUploadedFile("mask.png", mask_png(1024, 1024), "image/png"))  # fmt: skip
+    stored = Edit.objects.get().inputs.get()
+    assert stored.file and not stored.url and (stored.width, stored.height) == (1024, 1024)
+
+
+def test_dall_e_2_url_inputs_meet_its_rules_in_the_form(logged_in, simulator):
+    landscape = f"{simulator.url}/samples/landscape.png"
+    response = post(logged_in, model="dall-e-2", size="1024x1024", images=[],
+                    image_urls=landscape)  # fmt: skip
+    assert "dall-e-2 needs square images" in response.content.decode()
+    square = f"{simulator.url}/samples/square.png"
+    post(logged_in, model="dall-e-2", size="1024x1024", images=[], image_urls=square)
+    assert Edit.objects.get().inputs.get().file.name.endswith(".png")
 
 
 def test_keeping_the_unmasked_pixels_restores_the_original_outside_the_mask(logged_in):

@@ -144,7 +144,12 @@ def wait_for_task(submission: Submission) -> None:
     from imageedits.edits import upstream
 
     deadline = time.monotonic() + 10
-    while upstream.retrieve_task(submission.task_id) is None:
+    while True:
+        try:
+            if upstream.retrieve_task(submission.task_id) is not None:
+                return
+        except upstream.TaskFailed:
+            return
         assert time.monotonic() < deadline
         time.sleep(0.05)
 
@@ -184,3 +189,85 @@ def test_an_early_callback_waits_for_the_task_record(client, alice, settings, si
                 "application/json")  # fmt: skip
     assert Edit.objects.get().is_active
     assert tasks_named("check_submission") == 2  # the usual late check, and one soon
+
+
+def test_a_worker_that_lost_its_lease_cannot_overwrite_the_newer_attempt(alice, simulator):
+    edit = create(alice)
+    edit.mark_running()
+    stale = edit.submissions.get()
+    stale.mark_running()  # attempt 1, then this worker stalls
+    Submission.objects.filter(pk=stale.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    services.reap()  # attempt 1 is taken for dead: the request goes back to the queue
+    services.retry_submission(stale.pk)  # attempt 2 succeeds
+    assert Edit.objects.get(pk=edit.pk).status == Edit.Status.SUCCEEDED
+
+    # The stalled worker wakes up with attempt 1's late news: it changes nothing.
+    assert not stale.mark_failed("api_error", "late news from attempt 1")
+    assert not stale.mark_retrying("api_error", "late", timezone.now())
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.SUCCEEDED and edit.results.count() == 1
+
+
+def test_an_edit_whose_requests_all_ended_unnoticed_is_settled(alice, settings):
+    settings.REAP_STALE_AFTER = 60
+    edit = create(alice)
+    edit.mark_running()
+    submission = edit.submissions.get()
+    submission.mark_running()
+    submission.mark_failed("forbidden", "refused")  # ... and the worker died before settling
+    Edit.objects.filter(pk=edit.pk).update(started_at=timezone.now() - timedelta(minutes=5))
+
+    assert services.reap()["settled"] == 1
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.FAILED and edit.error_message == "refused"
+
+
+def test_a_check_left_from_before_a_rerun_does_nothing(alice, settings, simulator):
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"
+    simulator.inject("forbidden")
+    edit = create(alice)
+    services.run_edit(edit.pk)
+    assert Edit.objects.get(pk=edit.pk).status == Edit.Status.FAILED
+    old = edit.submissions.get()
+    old_task = "task-of-the-first-run"
+    Submission.objects.filter(pk=old.pk).update(task_id=old_task)
+
+    assert Edit.objects.get(pk=edit.pk).rerun()
+    fresh = edit.submissions.get()
+    assert (fresh.task_id, fresh.callback_secret_hash, fresh.submitted_at) == ("", "", None)
+    services.check_submission(fresh.pk, old_task)  # the first run's late check
+    assert Submission.objects.get(pk=fresh.pk).status == Submission.Status.QUEUED
+
+
+def test_a_failed_task_record_worth_retrying_sends_the_request_again(alice, settings, simulator):
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"
+    missing = f"{simulator.url}/files/no-such-image.png"  # the upstream's fetch fails: api_error
+    edit = services.create_edit(alice, services.NewEdit("blur", "gpt-image-2", "", [], [missing]))
+    services.run_edit(edit.pk)
+    submission = edit.submissions.get()
+    wait_for_task(submission)
+    services.check_submission(submission.pk)
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.QUEUED  # sent again, not failed at once
+    assert "internal error" in submission.error_message
+    assert tasks_named("retry_submission") == 1
+
+
+def test_orphaned_files_are_swept_once_old_enough(alice, settings, stored_files):
+    import os
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    kept = create(alice)  # its input file is referenced
+    stray = default_storage.save("results/2026/01/stray.png", ContentFile(make_png()))
+    young = default_storage.save("results/2026/01/young.png", ContentFile(make_png()))
+    an_hour_ago = time.time() - 3700
+    os.utime(default_storage.path(stray), (an_hour_ago, an_hour_ago))
+
+    assert services.sweep_orphans(timedelta(hours=1)) == 1
+    files = stored_files()
+    assert stray not in files and young in files
+    assert kept.inputs.get().file.name in files

@@ -75,7 +75,9 @@ def _get(url: str, deadline: float) -> tuple[str, int, str, bytes]:
     pinned = urlunsplit((parts.scheme, f"{netloc_ip}:{port}", parts.path or "/", parts.query, ""))
     headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "Accept": "image/*"}
     try:
-        with httpx.Client(timeout=httpx.Timeout(10.0), follow_redirects=False) as http:
+        remaining = max(deadline - time.monotonic(), 0.1)
+        timeout = httpx.Timeout(min(10.0, remaining))
+        with httpx.Client(timeout=timeout, follow_redirects=False) as http:
             request = http.build_request(
                 "GET", pinned, headers=headers, extensions={"sni_hostname": host}
             )
@@ -83,20 +85,39 @@ def _get(url: str, deadline: float) -> tuple[str, int, str, bytes]:
             try:
                 if response.is_redirect:
                     return url, response.status_code, response.headers.get("location", ""), b""
-                return url, response.status_code, "", _read_capped(response, deadline)
+                try:
+                    content = read_capped(response, deadline, MAX_BYTES)
+                except TooLarge as error:
+                    raise FetchRefused(
+                        f"the image is larger than {MAX_BYTES // 1024 // 1024} MB."
+                    ) from error
+                except TooSlow as error:
+                    raise FetchRefused("the address took too long to send the image.") from error
+                return url, response.status_code, "", content
             finally:
                 response.close()
     except httpx.HTTPError as error:
         raise FetchRefused(f"{host} could not be reached.") from error
 
 
-def _read_capped(response: httpx.Response, deadline: float) -> bytes:
+class TooLarge(Exception):
+    pass
+
+
+class TooSlow(Exception):
+    pass
+
+
+def read_capped(response: httpx.Response, deadline: float, cap: int) -> bytes:
+    """The whole body, or TooLarge past `cap` bytes, or TooSlow past the `deadline` (a
+    time.monotonic() value): httpx's timeouts apply to each read, so a server that drips bytes
+    would never trip them."""
     chunks, total = [], 0
     for chunk in response.iter_bytes():
         total += len(chunk)
-        if total > MAX_BYTES:
-            raise FetchRefused(f"the image is larger than {MAX_BYTES // 1024 // 1024} MB.")
+        if total > cap:
+            raise TooLarge
         if time.monotonic() > deadline:
-            raise FetchRefused("the address took too long to send the image.")
+            raise TooSlow
         chunks.append(chunk)
     return b"".join(chunks)

@@ -313,6 +313,12 @@ class EditForm(forms.Form):
         ]
         if uploads is not None:
             uploads = cleaned["images"] = [image for _, image, _ in carried] + uploads
+            if urls and not upstream.urls_pass_through(
+                model.name, bool(uploads), bool(cleaned.get("mask")) and model.takes_mask
+            ):
+                uploads.extend(self._fetch_urls(urls))
+                self._input_names.extend(url[:80] for url in urls)
+                urls = cleaned["image_urls"] = []
         cleaned["parent"] = next((edit for _, _, edit in carried if edit), None)
         if uploads is not None and urls is not None:
             count = len(uploads) + len(urls)
@@ -337,6 +343,17 @@ class EditForm(forms.Form):
                 f"characters; this one has {len(prompt):,}.",
             )
         return cleaned
+
+    def _fetch_urls(self, urls: list[str]) -> list[EncodedImage]:
+        """This model takes files only: fetch the URLs now, so that their images meet its
+        rules here (not in a 400 later), and are stored like uploads."""
+        fetched = []
+        for url in urls:
+            try:
+                fetched.append(fetch.fetch_image(url))
+            except fetch.FetchRefused as error:
+                self.add_error("image_urls", f"“{url[:80]}” cannot be used: {error}")
+        return fetched
 
     def _clean_size(self, model: catalog.ImageModel, cleaned: dict) -> None:
         if not model.takes_size:
@@ -370,8 +387,7 @@ class EditForm(forms.Form):
             return  # a model without masks never gets one
         uploads = cleaned.get("images") or []
         if not uploads:
-            self.add_error("mask", "A mask needs the first image to be an uploaded file.")
-            return
+            return  # no usable image at all: that has its own message
         first = uploads[0]
         try:
             cleaned["mask"] = mask_for(upload.read(), (first.width, first.height))

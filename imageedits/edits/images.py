@@ -62,6 +62,10 @@ def decode(data: bytes | io.IOBase) -> tuple[Image.Image, str]:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(stream, formats=FORMATS)
+            # Checked here as well: the warning filter above is process-wide state that
+            # another thread can change while this one decodes.
+            if image.width * image.height > MAX_PIXELS:
+                raise Image.DecompressionBombError(f"{image.width}x{image.height}")
             if max(image.size) > MAX_SIDE:
                 raise InvalidImage(
                     f"The image is {image.width}x{image.height}; sides of at most "

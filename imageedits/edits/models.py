@@ -60,8 +60,13 @@ class StateMachine(models.Model):
             return (self.finished_at - self.started_at).total_seconds()
         return None
 
+    def _fence(self) -> dict:
+        """Extra conditions a change needs besides the status (none here)."""
+        return {}
+
     def _transition(self, allowed: tuple[str, ...], **changes) -> bool:
-        updated = type(self).objects.filter(pk=self.pk, status__in=allowed).update(**changes)
+        rows = type(self).objects.filter(pk=self.pk, status__in=allowed, **self._fence())
+        updated = rows.update(**changes)
         if updated:
             for field, value in changes.items():
                 setattr(self, field, value)
@@ -155,9 +160,14 @@ class Edit(StateMachine):
                 finished_at=None,
             )
             if queued:
+                # Attempts keep counting, so a worker still busy with the old run is fenced
+                # off; the old task's ids and secret go, so its late callback or check can
+                # never finish the new run.
                 self.submissions.update(
-                    status=Status.QUEUED, error_code="", error_message="", attempts=0,
-                    retry_at=None, lease_expires_at=None, started_at=None, finished_at=None,
+                    status=Status.QUEUED, error_code="", error_message="",
+                    attempts_before_run=models.F("attempts"), retry_at=None,
+                    lease_expires_at=None, started_at=None, finished_at=None, task_id="",
+                    trace_id="", submitted_at=None, callback_secret_hash="",
                 )  # fmt: skip
         return queued
 
@@ -197,6 +207,8 @@ class Submission(StateMachine):
     # Tries so far; a failure worth retrying sends the request back to the queue until
     # UPSTREAM_ATTEMPTS is reached (error_code and error_message then say why it is retrying).
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Attempts made before the latest "Run again": this run's tries are attempts minus this.
+    attempts_before_run = models.PositiveSmallIntegerField(default=0)
     retry_at = models.DateTimeField(null=True, blank=True)
     # While a worker waits for the answer: past this time, the worker is taken to have died
     # and the reaper sends the request again.
@@ -217,8 +229,18 @@ class Submission(StateMachine):
         return self.index * self.n
 
     @property
+    def tries(self) -> int:
+        """Tries in this run so far."""
+        return self.attempts - self.attempts_before_run
+
+    @property
     def is_retrying(self) -> bool:
-        return self.status == Status.QUEUED and self.attempts > 0
+        return self.status == Status.QUEUED and self.tries > 0
+
+    def _fence(self) -> dict:
+        # Only the attempt this object knows may move the request: a worker that lost its
+        # lease (and whose request was sent again) cannot overwrite the newer attempt.
+        return {"attempts": self.attempts}
 
     def mark_running(self) -> bool:
         # A live worker gives up on the upstream after UPSTREAM_TIMEOUT; the margin covers

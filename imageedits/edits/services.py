@@ -143,6 +143,9 @@ def run_edit(edit_id: int) -> None:
         return  # deleted, or already taken by another run of this task
     try:
         request = _upstream_request(edit)
+    except upstream.UpstreamError as error:  # e.g. an input URL that can no longer be fetched
+        edit.mark_failed(error.code, error.message)
+        return
     except Exception:
         logger.exception("Edit %s could not be prepared", edit.pk)
         edit.mark_failed("internal_error", INTERNAL_ERROR)
@@ -170,6 +173,9 @@ def retry_submission(submission_id: int) -> None:
         return
     try:
         request = _upstream_request(submission.edit)
+    except upstream.UpstreamError as error:
+        fail(submission, error.code, error.message)
+        return
     except Exception:
         logger.exception("Request %s could not be prepared", submission.pk)
         fail(submission, "internal_error", INTERNAL_ERROR)
@@ -201,64 +207,79 @@ def _run_submission(submission: Submission, request: upstream.EditRequest) -> No
             return
         finish(submission, answer)
     except upstream.UpstreamError as error:
-        if error.retryable and submission.attempts < settings.UPSTREAM_ATTEMPTS:
-            _retry_later(submission, error)
-        else:
-            fail(submission, error.code, error.message, error.trace_id)
+        failed(submission, error)
     except Exception:
         logger.exception("Request %s failed unexpectedly", submission.pk)
         fail(submission, "internal_error", INTERNAL_ERROR)
 
 
+def failed(submission: Submission, error: upstream.UpstreamError) -> None:
+    """Send the request again later if the failure is worth it and tries remain; else fail."""
+    if error.retryable and submission.tries < settings.UPSTREAM_ATTEMPTS:
+        _retry_later(submission, error)
+    else:
+        fail(submission, error.code, error.message, error.trace_id)
+
+
 def _retry_later(submission: Submission, error: upstream.UpstreamError) -> None:
-    """Exponential backoff with jitter, or the upstream's Retry-After when it gives one."""
-    backoff = settings.RETRY_BASE_DELAY * 2 ** (submission.attempts - 1)
+    """Exponential backoff with jitter, and never sooner than the upstream's Retry-After."""
+    backoff = settings.RETRY_BASE_DELAY * 2 ** max(submission.tries - 1, 0)
     delay = min(backoff, settings.RETRY_MAX_DELAY) * random.uniform(0.5, 1.5)
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
-        delay = min(max(delay, retry_after), settings.RETRY_MAX_DELAY)
+        delay = max(delay, retry_after)
     run_after = timezone.now() + timedelta(seconds=delay)
     if submission.mark_retrying(error.code, error.message, run_after):
         tasks.retry_submission.using(run_after=run_after).enqueue(submission.pk)
 
 
 def handle_callback(submission: Submission, payload: dict) -> None:
-    """The upstream's POST to our callback URL. It is only a hint: where the flavour has a task
-    query, the result is taken from there, so a forged or garbled callback changes nothing."""
+    """The upstream's POST to our callback URL. It is only a hint: the result is taken from the
+    task record, so a forged or garbled callback changes nothing. (Only the Ace flavour calls
+    back, and it has the task query.)"""
     if not submission.is_active:
         return  # a second callback, or one for a request already finished another way
-    if submission.task_id and upstream.has_task_query():
-        try:
-            confirmed = upstream.retrieve_task(submission.task_id)
-        except upstream.TaskUnknown:
-            logger.warning("Request %s: no task record; using the callback", submission.pk)
-        except upstream.UpstreamError:
-            _schedule_check(submission, CONFIRM_AGAIN_AFTER.total_seconds())
-            return
-        else:
-            if confirmed is None:  # the upstream says it is not done yet: look again soon
-                _schedule_check(submission, CONFIRM_AGAIN_AFTER.total_seconds())
-            else:
-                finish(submission, confirmed)
-            return
+    # The callback may overtake the worker recording the task id: then use the payload's.
+    task_id = submission.task_id or str(payload.get("task_id") or "")
+    if task_id:
+        _confirm(submission, task_id)
+    else:
+        _schedule_check(submission, CONFIRM_AGAIN_AFTER.total_seconds())
+
+
+def _confirm(submission: Submission, task_id: str) -> None:
+    """Finish or fail the request from its task record, or look again soon."""
     try:
-        answer = upstream.parse_answer(payload)
-    except upstream.UpstreamError as error:
-        fail(submission, error.code, error.message, error.trace_id)
+        answer = upstream.retrieve_task(task_id)
+    except upstream.TaskFailed as failure:
+        failed(submission, failure.error)
         return
-    finish(submission, answer)
+    except upstream.UpstreamError:  # not known yet, or the query failed: look again soon
+        answer = None
+    if answer is None:
+        _schedule_check(submission, CONFIRM_AGAIN_AFTER.total_seconds())
+    else:
+        finish(submission, answer)
 
 
-def check_submission(submission_id: int) -> None:
-    """A request's callback is late: ask the task query endpoint, and give up eventually."""
+def check_submission(submission_id: int, task_id: str = "") -> None:
+    """A request's callback is late: ask the task query endpoint, and give up eventually.
+
+    `task_id` is the task this check was scheduled for: after a re-run it is not the request's
+    task any more, and the check has nothing to do."""
     submission = Submission.objects.filter(pk=submission_id).first()
     if submission is None or not submission.is_active or not submission.task_id:
+        return
+    if task_id and task_id != submission.task_id:
         return
     try:
         answer = upstream.retrieve_task(submission.task_id)
         if answer is not None:
             finish(submission, answer)
             return
+    except upstream.TaskFailed as failure:
+        failed(submission, failure.error)
+        return
     except upstream.TaskUnknown as error:
         if (timezone.now() - submission.submitted_at) < CONFIRM_AGAIN_AFTER * 3:
             _schedule_check(submission, CONFIRM_AGAIN_AFTER.total_seconds())
@@ -291,7 +312,10 @@ def reap() -> dict[str, int]:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.REAP_STALE_AFTER)
     given_up = stale - timedelta(seconds=settings.CALLBACK_GIVE_UP_AFTER)
-    counts = {"worker_lost": 0, "requeued_edits": 0, "requeued_requests": 0, "late_checks": 0}
+    counts = {
+        "worker_lost": 0, "requeued_edits": 0, "requeued_requests": 0, "late_checks": 0,
+        "settled": 0,
+    }  # fmt: skip
     # A worker died waiting for the upstream: send the request again, or give up.
     for submission in Submission.objects.filter(
         status=Submission.Status.RUNNING, lease_expires_at__lt=now
@@ -300,10 +324,7 @@ def reap() -> dict[str, int]:
             "The worker running this edit stopped before the image service answered.",
             code="worker_lost",
         )
-        if submission.attempts < settings.UPSTREAM_ATTEMPTS:
-            _retry_later(submission, lost)
-        else:
-            fail(submission, lost.code, lost.message)
+        failed(submission, lost)
         counts["worker_lost"] += 1
     # An edit's run never started: its task was lost between the commit and the queue.
     for edit in Edit.objects.filter(status=Edit.Status.QUEUED).filter(
@@ -326,7 +347,45 @@ def reap() -> dict[str, int]:
     ):
         check_submission(submission.pk)
         counts["late_checks"] += 1
+    # Every request ended, but the edit was not told (its worker died in between).
+    for edit in Edit.objects.filter(status=Edit.Status.RUNNING, started_at__lt=stale).exclude(
+        submissions__status__in=Edit.ACTIVE
+    ):
+        counts["settled"] += edit.settle()
     return counts
+
+
+STORED_KINDS = ("inputs", "results", "thumbnails", "masks")
+
+
+def sweep_orphans(older_than: timedelta) -> int:
+    """Delete stored files no row refers to, once they are older than `older_than` (younger
+    ones may belong to an edit whose transaction has not committed yet). They are left behind
+    only when a process is killed between storing a file and committing its row."""
+    referenced = {name for name in InputImage.objects.values_list("file", flat=True) if name}
+    referenced.update(name for name in Edit.objects.values_list("mask", flat=True) if name)
+    for row in ResultImage.objects.values_list("file", "raw_file", "thumbnail"):
+        referenced.update(name for name in row if name)
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    for name in _stored_names():
+        if name not in referenced and default_storage.get_modified_time(name) < cutoff:
+            default_storage.delete(name)
+            deleted += 1
+    return deleted
+
+
+def _stored_names(folder: str = ""):
+    if not folder:
+        for kind in STORED_KINDS:
+            if default_storage.exists(kind):
+                yield from _stored_names(kind)
+        return
+    folders, files = default_storage.listdir(folder)
+    for name in files:
+        yield f"{folder}/{name}"
+    for sub in folders:
+        yield from _stored_names(f"{folder}/{sub}")
 
 
 def fail(submission: Submission, code: str, message: str, trace_id: str = "") -> None:
@@ -380,7 +439,9 @@ def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
             _delete_files(stored)
     except upstream.UpstreamError as error:
         _delete_files(stored)
-        submission.mark_failed(error.code, error.message, error.trace_id or answer.trace_id)
+        error.trace_id = error.trace_id or answer.trace_id
+        failed(submission, error)  # e.g. a result download that timed out: send it again
+        return
     except BaseException:
         _delete_files(stored)
         raise
@@ -416,7 +477,7 @@ def _use_callbacks() -> bool:
 
 def _schedule_check(submission: Submission, after_seconds: float) -> None:
     run_after = timezone.now() + timedelta(seconds=after_seconds)
-    tasks.check_submission.using(run_after=run_after).enqueue(submission.pk)
+    tasks.check_submission.using(run_after=run_after).enqueue(submission.pk, submission.task_id)
 
 
 def _upstream_request(edit: Edit) -> upstream.EditRequest:
@@ -427,6 +488,13 @@ def _upstream_request(edit: Edit) -> upstream.EditRequest:
         request.images.append(item.url or _input_file(f"input-{item.position + 1}", item.file))
     if edit.mask:
         request.mask = _input_file("mask", edit.mask)
+    has_urls = any(isinstance(image, str) for image in request.images)
+    if has_urls and not upstream.urls_pass_through(
+        edit.model, len(request.images) > sum(isinstance(i, str) for i in request.images),
+        request.mask is not None,
+    ):  # fmt: skip
+        # Once for all the candidates, not once in each of their threads.
+        request = upstream.download_inputs(request)
     return request
 
 

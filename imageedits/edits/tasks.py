@@ -12,8 +12,8 @@ def run_edit(edit_id: int) -> None:
 
 
 @task
-def check_submission(submission_id: int) -> None:
-    services.check_submission(submission_id)
+def check_submission(submission_id: int, task_id: str = "") -> None:
+    services.check_submission(submission_id, task_id)
 
 
 @task

@@ -29,6 +29,17 @@ def edit_limit_problem(owner) -> str | None:
     return None
 
 
+def client_address(request) -> str:
+    """The person's address. Behind our own TLS proxy every request comes from the proxy, so
+    the address the proxy appended to X-Forwarded-For (the last one) is the real one; earlier
+    entries come from the client and can be forged."""
+    if settings.BEHIND_TLS_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.rsplit(",", 1)[-1].strip()
+    return request.META.get("REMOTE_ADDR", "")
+
+
 class ThrottledAuthenticationForm(AuthenticationForm):
     """Django's log-in form, refusing a username or an address after too many failures."""
 
@@ -49,7 +60,7 @@ class ThrottledAuthenticationForm(AuthenticationForm):
 
     def _failure_keys(self) -> list[tuple[str, int]]:
         username = (self.data.get("username") or "").strip().lower()
-        address = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
+        address = client_address(self.request) if self.request else ""
         return [
             (f"login-failures:user:{username}", settings.LOGIN_FAILURES_PER_USER),
             (f"login-failures:ip:{address}", settings.LOGIN_FAILURES_PER_ADDRESS),

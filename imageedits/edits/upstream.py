@@ -166,6 +166,16 @@ class TaskUnknown(UpstreamError):
     default_message = "The image service has no record of this edit."
 
 
+class TaskFailed(UpstreamError):
+    """A task record that says the edit ended in `error` (not a failure of the query itself)."""
+
+    def __init__(self, error: UpstreamError) -> None:
+        self.error = error
+        super().__init__(
+            error.message, code=error.code, status=error.status, trace_id=error.trace_id
+        )
+
+
 # Error codes of both flavours -> the exception that explains them.
 ERROR_CODES: dict[str, type[UpstreamError]] = {
     # Ace Data Cloud
@@ -292,10 +302,7 @@ def flavour() -> str:
 
 
 def supports_callbacks() -> bool:
-    return flavour() == ACE
-
-
-def has_task_query() -> bool:
+    """Ace calls back, and has the task query that confirms a callback; OpenAI has neither."""
     return flavour() == ACE
 
 
@@ -339,20 +346,26 @@ def build_request(request: EditRequest, for_flavour: str) -> dict:
 
 
 def _urls_pass_through(request: EditRequest, for_flavour: str) -> bool:
+    has_files = any(not isinstance(image, str) for image in request.images)
+    return urls_pass_through(request.model, has_files, request.mask is not None, for_flavour)
+
+
+def urls_pass_through(
+    model_name: str, has_files: bool, has_mask: bool, for_flavour: str = ""
+) -> bool:
     """Whether image URLs can go to the upstream as URLs; if not, the app uploads their bytes.
 
     Only Ace takes URLs, and only for some models: gpt-image-2 in a JSON body (which cannot
     carry a mask or files), nano-banana also as URL strings in a multipart body."""
-    model = catalog.MODELS[request.model]
-    if for_flavour != ACE or model.url_transport is None:
+    model = catalog.MODELS[model_name]
+    if (for_flavour or flavour()) != ACE or model.url_transport is None:
         return False
     if model.url_transport == "json":
-        has_files = any(not isinstance(image, str) for image in request.images)
-        return not has_files and not (request.mask and model.takes_mask)
+        return not has_files and not (has_mask and model.takes_mask)
     return True
 
 
-def _download_inputs(request: EditRequest) -> EditRequest:
+def download_inputs(request: EditRequest) -> EditRequest:
     """Fetch URL inputs here (safely) and send their bytes instead."""
     images: list[str | InputFile] = []
     for position, image in enumerate(request.images):
@@ -374,7 +387,7 @@ def submit(request: EditRequest) -> EditAnswer | Submitted:
     """Send one edit. With a callback URL (ace flavour) the answer is Submitted at once."""
     current = flavour()
     if not _urls_pass_through(request, current):
-        request = _download_inputs(request)
+        request = download_inputs(request)
     body = _post("/images/edits", settings.UPSTREAM_TIMEOUT, **build_request(request, current))
     payload = _json(body)
     if request.callback_url and current == ACE and "data" not in payload and "error" not in payload:
@@ -396,11 +409,14 @@ def retrieve_task(task_id: str) -> EditAnswer | None:
     if not record.get("finished_at"):
         return None
     answer = record.get("response")
-    if not isinstance(answer, dict):
-        raise MalformedAnswer(
-            "The image service's task record holds no answer.", code="malformed_answer"
-        )
-    return parse_answer({"task_id": task_id, **answer})
+    try:
+        if not isinstance(answer, dict):
+            raise MalformedAnswer(
+                "The image service's task record holds no answer.", code="malformed_answer"
+            )
+        return parse_answer({"task_id": task_id, **answer})
+    except UpstreamError as error:
+        raise TaskFailed(error) from error
 
 
 def parse_answer(payload: dict) -> EditAnswer:
@@ -454,23 +470,21 @@ def result_bytes(result: ResultData) -> bytes:
             raise MalformedAnswer(
                 "The image service sent image data that is not valid.", code="bad_image_data"
             ) from error
+    ends = time.monotonic() + DOWNLOAD_DEADLINE
     try:
-        with client().stream("GET", result.url) as response:
+        with client().stream("GET", result.url, timeout=httpx.Timeout(30.0)) as response:
             if response.status_code != 200:
                 raise MalformedAnswer(
                     f"The result image could not be downloaded from the image service "
                     f"(HTTP {response.status_code}); its link may have expired.",
                     code="result_unavailable",
                 )
-            chunks, total = [], 0
-            for chunk in response.iter_bytes():
-                total += len(chunk)
-                if total > MAX_RESULT_BYTES:
-                    raise MalformedAnswer(
-                        "The result image is larger than this app accepts.", code="result_too_large"
-                    )
-                chunks.append(chunk)
-            return b"".join(chunks)
+            return _read(response, ends, MAX_RESULT_BYTES)
+    except httpx.TimeoutException as error:
+        raise ServiceTimeout(
+            "The result image took too long to download from the image service.",
+            code="timeout",
+        ) from error
     except httpx.HTTPError as error:
         raise ServiceUnreachable(
             "The result image could not be downloaded from the image service.",
@@ -479,16 +493,17 @@ def result_bytes(result: ResultData) -> bytes:
 
 
 def _post(path: str, deadline: float, **kwargs) -> bytes:
-    """POST and read the whole answer within `deadline` seconds and MAX_ANSWER_BYTES: httpx's
-    timeouts apply to each read, so a server that drips bytes would never trip them."""
+    """POST and read the whole answer within `deadline` seconds in all and MAX_ANSWER_BYTES."""
     url = settings.OPENAI_BASE_URL + path
+    ends = time.monotonic() + deadline
+    # The read timeout follows the settings at call time (the client is made once) and never
+    # outlasts the deadline.
+    timeout = httpx.Timeout(10.0, read=min(deadline, settings.UPSTREAM_TIMEOUT), write=60.0)
     try:
-        # The read timeout follows the setting at call time; the client is made once.
-        timeout = httpx.Timeout(10.0, read=min(deadline, settings.UPSTREAM_TIMEOUT), write=60.0)
         with client().stream(
             "POST", url, headers=_auth_headers(), timeout=timeout, **kwargs
         ) as response:
-            body = _read_capped(response, time.monotonic() + deadline, MAX_ANSWER_BYTES)
+            body = _read(response, ends, MAX_ANSWER_BYTES)
     except httpx.TimeoutException as error:
         raise ServiceTimeout(code="timeout") from error
     except httpx.HTTPError as error:
@@ -498,18 +513,15 @@ def _post(path: str, deadline: float, **kwargs) -> bytes:
     return body
 
 
-def _read_capped(response: httpx.Response, deadline: float, cap: int) -> bytes:
-    chunks, total = [], 0
-    for chunk in response.iter_bytes():
-        total += len(chunk)
-        if total > cap:
-            raise MalformedAnswer(
-                "The image service sent more data than this app accepts.", code="answer_too_large"
-            )
-        if time.monotonic() > deadline:
-            raise ServiceTimeout(code="timeout")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _read(response: httpx.Response, ends: float, cap: int) -> bytes:
+    try:
+        return fetch.read_capped(response, ends, cap)
+    except fetch.TooLarge as error:
+        raise MalformedAnswer(
+            "The image service sent more data than this app accepts.", code="answer_too_large"
+        ) from error
+    except fetch.TooSlow as error:
+        raise ServiceTimeout(code="timeout") from error
 
 
 def _json(body: bytes) -> dict:

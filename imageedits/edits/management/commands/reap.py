@@ -1,11 +1,16 @@
 """`manage.py reap`: recover edits that a killed worker or a lost task left behind (see
 services.reap). Run it every minute from cron, or keep it running with --every."""
 
+import logging
 import time
+from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
 from imageedits.edits import services
+
+# A file younger than this may belong to an edit whose transaction is still open.
+ORPHAN_AGE = timedelta(hours=1)
 
 
 class Command(BaseCommand):
@@ -15,12 +20,29 @@ class Command(BaseCommand):
         parser.add_argument(
             "--every", type=float, default=0, help="Run again every this many seconds."
         )
+        parser.add_argument(
+            "--sweep-every",
+            type=float,
+            default=3600,
+            help="With --every: also delete orphaned files this often (seconds).",
+        )
 
-    def handle(self, *args, every: float, **options) -> None:
+    def handle(self, *args, every: float, sweep_every: float, **options) -> None:
+        last_sweep = 0.0
         while True:
-            counts = services.reap()
-            if any(counts.values()) or options["verbosity"] > 1:
-                self.stdout.write(", ".join(f"{key}: {value}" for key, value in counts.items()))
+            try:
+                counts = services.reap()
+                if time.monotonic() - last_sweep >= sweep_every:
+                    counts["orphans_deleted"] = services.sweep_orphans(ORPHAN_AGE)
+                    last_sweep = time.monotonic()
+            except Exception:
+                if not every:
+                    raise
+                # A passing fault (a locked database, say) must not stop the loop for good.
+                logging.getLogger(__name__).exception("Reaping failed; trying again later")
+            else:
+                if any(counts.values()) or options["verbosity"] > 1:
+                    self.stdout.write(", ".join(f"{key}: {value}" for key, value in counts.items()))
             if not every:
                 return
             time.sleep(every)
