@@ -167,7 +167,7 @@ def test_a_retry_shows_while_it_waits_then_the_result(page, alice, worker, simul
     expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=30_000)
 
 
-def test_a_failed_edit_runs_again_from_its_page(page, alice, worker, simulator):
+def test_a_failed_edit_is_tried_again_from_its_page(page, alice, worker, simulator):
     simulator.inject("forbidden")
     log_in(page)
     page.get_by_label("Images", exact=True).set_input_files(
@@ -176,7 +176,7 @@ def test_a_failed_edit_runs_again_from_its_page(page, alice, worker, simulator):
     page.get_by_label("Instruction").fill("mirror it")
     page.get_by_role("button", name="Submit edit").click()
     expect(page.get_by_role("alert")).to_contain_text("content rules", timeout=20_000)
-    page.get_by_role("button", name="Run again").click()
+    page.get_by_role("button", name="Try again").click()
     expect(page.get_by_text("The edit is running again.")).to_be_visible()
     expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=20_000)
 
