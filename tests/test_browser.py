@@ -45,7 +45,7 @@ def test_upload_a_png_submit_and_see_the_edited_image_without_a_reload(
 
     expect(page).to_have_url(re.compile(r"/edits/\d+/$"))
     mark_page(page)
-    expect(page.get_by_text(re.compile("Queued|Running"))).to_be_visible()
+    expect(page.get_by_text(re.compile("Queued: waiting|Running since"))).to_be_visible()
     result = page.get_by_role("img", name="Edited image 1")
     expect(result).to_be_visible(timeout=20_000)
     expect(page.get_by_text(re.compile(r"Done in [\d.]+ s"))).to_be_visible()

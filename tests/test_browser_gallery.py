@@ -137,3 +137,16 @@ def test_reuse_settings_and_run_again(page, alice, worker):
     page.get_by_role("button", name="Run again").click()
     expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=20_000)
     assert Edit.objects.filter(prompt="dark mode please").count() == 3
+
+
+def test_drag_the_before_and_after_slider(page, alice):
+    edit = finished_edit(alice, "make it sepia")
+    log_in(page)
+    page.goto(edit.get_absolute_url())
+    slider = page.get_by_label("Show the original over edited image 1, from the left")
+    before = page.locator("[data-compare-before]")
+    assert before.evaluate("image => getComputedStyle(image).clipPath") == "inset(0px 100% 0px 0px)"
+    slider.fill("60")
+    expect(before).to_have_css("clip-path", "inset(0px 40% 0px 0px)")
+    slider.fill("100")
+    expect(before).to_have_css("clip-path", "inset(0px 0% 0px 0px)")

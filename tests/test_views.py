@@ -183,7 +183,10 @@ def test_result_files_are_served_to_the_owner_with_a_download_name(client, alice
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert response["X-Content-Type-Options"] == "nosniff"
-    assert f'filename="edit-{alices_edit.pk}-result-1.png"' in response["Content-Disposition"]
+    assert (
+        f'filename="edit-{alices_edit.pk}-make-it-grayscale-1.png"'
+        in response["Content-Disposition"]
+    )
     thumb = client.get(reverse("edit-image", args=[alices_edit.pk, "thumbnail", 0]))
     assert thumb["Content-Type"] == "image/webp"
     source = client.get(reverse("edit-image", args=[alices_edit.pk, "input", 0]))
@@ -249,3 +252,24 @@ def test_too_many_files_are_refused_before_any_is_decoded(client, alice):
     response = post_edit(client, images=[png_upload(f"{n}.png") for n in range(17)])
     assert "At most 16 images can go into one edit; you gave 17" in response.content.decode()
     assert Edit.objects.count() == 0
+
+
+def test_the_edit_page_shows_what_the_upstream_reports_it_used(
+    client, alice, settings, openai_simulator
+):
+    openai_simulator.reset()
+    settings.OPENAI_BASE_URL = f"{openai_simulator.url}/v1"
+    settings.OPENAI_FLAVOUR = "openai"
+    upload = images.reencode(make_png())
+    edit = services.create_edit(alice, services.NewEdit(
+        "blur", "gpt-image-2", "1024x1024", [upload], [], params={"quality": "high"}
+    ))  # fmt: skip
+    services.run_edit(edit.pk)
+    assert edit.submissions.get().reported["size"] == "1024x1024"
+
+    client.force_login(alice)
+    page = client.get(edit.get_absolute_url()).content.decode()
+    details = page.split('id="details-heading"', 1)[1]
+    assert '<th scope="row">Quality</th><td>high</td><td>high</td>' in details
+    assert '<th scope="row">size</th><td>1024x1024</td><td>1024x1024</td>' in details
+    assert "Requests to the image service" in details

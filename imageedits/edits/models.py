@@ -11,6 +11,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 
 from . import catalog
 
@@ -132,6 +133,17 @@ class Edit(StateMachine):
     def image_model(self) -> catalog.ImageModel:
         return catalog.MODELS[self.model]
 
+    @property
+    def waited(self) -> float | None:
+        """Seconds in the queue before a worker took the edit."""
+        return (self.started_at - self.created_at).total_seconds() if self.started_at else None
+
+    @property
+    def file_stem(self) -> str:
+        """A download name that says what the file is: edit-12-make-it-sepia."""
+        words = slugify(self.prompt)[:40].rstrip("-")
+        return f"edit-{self.pk}-{words}" if words else f"edit-{self.pk}"
+
     def lineage(self) -> list["Edit"]:
         """This edit's ancestors, the original first (one query a generation)."""
         chain, seen, edit = [], {self.pk}, self.parent
@@ -201,6 +213,8 @@ class Submission(StateMachine):
     trace_id = models.CharField(max_length=100, blank=True)
     # The upstream's own timing in seconds, when it reports one.
     elapsed = models.FloatField(null=True, blank=True)
+    # What the upstream says it used (size, quality, background, output format), if it says.
+    reported = models.JSONField(default=dict, blank=True)
     # SHA-256 of the secret carried by this request's callback URL; the secret is not kept.
     callback_secret_hash = models.CharField(max_length=64, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -280,13 +294,16 @@ class Submission(StateMachine):
             lease_expires_at=None,
         )
 
-    def mark_succeeded(self, task_id: str, trace_id: str, elapsed: float | None) -> bool:
+    def mark_succeeded(
+        self, task_id: str, trace_id: str, elapsed: float | None, reported: dict | None = None
+    ) -> bool:
         return self._transition(
             ACTIVE,
             status=Status.SUCCEEDED,
             task_id=task_id or self.task_id,
             trace_id=trace_id or self.trace_id,
             elapsed=elapsed,
+            reported=reported or {},
             error_code="",
             error_message="",
             lease_expires_at=None,

@@ -432,7 +432,9 @@ def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
                 )  # fmt: skip
             )
         with transaction.atomic():
-            won = submission.mark_succeeded(answer.task_id, answer.trace_id, answer.elapsed)
+            won = submission.mark_succeeded(
+                answer.task_id, answer.trace_id, answer.elapsed, answer.reported
+            )
             if won:
                 ResultImage.objects.bulk_create(results)
         if not won:  # another callback or check finished this request first

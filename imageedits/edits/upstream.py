@@ -32,6 +32,8 @@ MAX_RESULT_BYTES = 64 * 1024 * 1024
 # Up to ten base64 results in one answer.
 MAX_ANSWER_BYTES = 10 * MAX_RESULT_BYTES
 TASK_QUERY_DEADLINE = 30.0
+# Answer fields that say what the upstream used.
+REPORTED_KEYS = ("size", "quality", "background", "output_format")
 DOWNLOAD_DEADLINE = 120.0
 MAX_MESSAGE_CHARS = 300
 
@@ -74,6 +76,8 @@ class EditAnswer:
     task_id: str = ""
     trace_id: str = ""
     elapsed: float | None = None
+    # What the upstream says it used, where it says (OpenAI does): size, quality, ...
+    reported: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -458,6 +462,9 @@ def parse_answer(payload: dict) -> EditAnswer:
         task_id=str(payload.get("task_id") or ""),
         trace_id=str(payload.get("trace_id") or ""),
         elapsed=float(elapsed) if isinstance(elapsed, int | float) else None,
+        reported={
+            key: str(payload[key]) for key in REPORTED_KEYS if isinstance(payload.get(key), str)
+        },
     )
 
 

@@ -165,7 +165,7 @@ def image(request: HttpRequest, edit_id: int, kind: str, position: int) -> FileR
         extension = stored.name.rsplit(".", 1)[-1]
         suffix = "-model-output" if kind == "raw" else ""
         response["Content-Disposition"] = (
-            f'attachment; filename="edit-{edit.pk}-result-{position + 1}{suffix}.{extension}"'
+            f'attachment; filename="{edit.file_stem}-{position + 1}{suffix}.{extension}"'
         )
     response["Cache-Control"] = "private, max-age=86400, immutable"
     return response
@@ -274,12 +274,25 @@ def _request_bytes(request: HttpRequest) -> int:
 
 def _status_context(edit: Edit) -> dict:
     submissions = list(edit.submissions.prefetch_related("results"))
+    reported: dict[str, str] = {}
+    for submission in submissions:
+        reported = {**submission.reported, **reported}
+    model = edit.image_model
+    rows = []
+    if model.takes_size:
+        rows.append(("size", edit.size or "auto", reported.get("size", "")))
+    for param in model.params:
+        rows.append(
+            (param.label, edit.params.get(param.name, "default"), reported.get(param.name, ""))
+        )
     return {
         "edit": edit,
         "submissions": submissions,
         "results_count": sum(len(s.results.all()) for s in submissions),
         "failed_count": sum(s.status == Submission.Status.FAILED for s in submissions),
         "attempts": settings.UPSTREAM_ATTEMPTS,
+        "original": edit.inputs.filter(position=0).exclude(file="").exists(),
+        "parameter_rows": rows,
     }
 
 
