@@ -9,6 +9,14 @@ from imageedits.edits.throttle import ThrottledAuthenticationForm
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="edit-new"), name="home"),
     path("edits/", views.gallery, name="edit-list"),
+    path("edits/bulk/", views.bulk, name="edit-bulk"),
+    path("collections/new/", views.collection_create, name="collection-new"),
+    path("team/edits/<int:edit_id>/", views.team_detail, name="team-edit"),
+    path(
+        "team/edits/<int:edit_id>/<str:kind>/<int:position>/",
+        views.team_image,
+        name="team-image",
+    ),
     path("edits/new/", views.new, name="edit-new"),
     path("edits/new/params/", views.params, name="edit-params"),
     path("edits/new/size-check/", views.size_check, name="edit-size-check"),
@@ -17,6 +25,8 @@ urlpatterns = [
     path("edits/<int:edit_id>/rerun/", views.rerun, name="edit-rerun"),
     path("edits/<int:edit_id>/run-again/", views.run_again, name="edit-run-again"),
     path("edits/<int:edit_id>/card/", views.card, name="edit-card"),
+    path("edits/<int:edit_id>/star/", views.star, name="edit-star"),
+    path("edits/<int:edit_id>/team/", views.team_share, name="edit-team-share"),
     path("edits/<int:edit_id>/share/", views.share_create, name="edit-share"),
     path(
         "edits/<int:edit_id>/share/<int:link_id>/revoke/",

@@ -150,3 +150,71 @@ def test_drag_the_before_and_after_slider(page, alice):
     expect(before).to_have_css("clip-path", "inset(0px 40% 0px 0px)")
     slider.fill("100")
     expect(before).to_have_css("clip-path", "inset(0px 0% 0px 0px)")
+
+
+def test_star_an_edit_and_find_it_in_a_collection(page, alice):
+    keep = finished_edit(alice, "the keeper")
+    finished_edit(alice, "another one")
+    log_in(page)
+    page.get_by_role("link", name="History").click()
+    page.get_by_role("button", name=f"Star edit {keep.pk}").click()
+    expect(page.get_by_role("button", name=f"Star edit {keep.pk}")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    page.get_by_label("Starred only").check()
+    grid = page.get_by_role("list", name="Edits")
+    expect(grid.get_by_role("listitem")).to_have_count(1)
+    expect(grid).to_contain_text("the keeper")
+
+    page.get_by_label("New collection").fill("Spring campaign")
+    page.get_by_role("button", name="Make collection").click()
+    expect(page.get_by_text("Collection “Spring campaign” made.")).to_be_visible()
+    page.get_by_role("link", name="Mine").click()
+    page.get_by_label(f"Select edit {keep.pk}").check()
+    page.get_by_label("Add to", exact=True).select_option(label="Spring campaign")
+    page.get_by_role("button", name="Add to collection").click()
+    expect(page.get_by_text("1 edits added to “Spring campaign”.")).to_be_visible()
+    grid = page.get_by_role("list", name="Edits")
+    expect(grid.get_by_role("listitem")).to_have_count(1)
+    expect(grid).to_contain_text("the keeper")
+
+
+def test_select_three_edits_and_download_their_results(page, alice):
+    import zipfile
+
+    edits = [finished_edit(alice, f"edit number {n}") for n in range(4)]
+    log_in(page)
+    page.get_by_role("link", name="History").click()
+    for edit in edits[:3]:
+        page.get_by_label(f"Select edit {edit.pk}").check()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download results (ZIP)").click()
+    bundle = zipfile.ZipFile(download.value.path())
+    assert len(bundle.namelist()) == 3
+    assert all(name.endswith("-1.png") for name in bundle.namelist())
+    assert not any(f"edit-{edits[3].pk}-" in name for name in bundle.namelist())
+
+
+def test_share_with_the_team_and_a_teammate_sees_it(page, browser, live_server, alice, bob):
+    from imageedits.edits.models import Team
+
+    crew = Team.objects.create(name="Design")
+    crew.members.add(alice, bob)
+    edit = finished_edit(bob, "bob's poster, dark mode")
+    teammate = browser.new_context(base_url=live_server.url)
+    bobs_page = teammate.new_page()
+    log_in(bobs_page, "bob", "bob-password")
+    bobs_page.goto(edit.get_absolute_url())
+    bobs_page.get_by_role("button", name="Share with my team").click()
+    expect(bobs_page.get_by_text("Shared with your team.")).to_be_visible()
+    teammate.close()
+
+    log_in(page)
+    page.get_by_role("link", name="History").click()
+    page.get_by_role("link", name="Team").click()
+    grid = page.get_by_role("list", name="Edits")
+    expect(grid).to_contain_text("bob's poster, dark mode")
+    expect(grid).to_contain_text("by bob")
+    grid.get_by_role("link", name="bob's poster").click()
+    expect(page.get_by_role("heading", name=f"Edit {edit.pk} by bob")).to_be_visible()
+    expect(page.get_by_role("img", name="Edited image 1")).to_be_visible()

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from . import catalog, fetch, services, upstream
 from .images import EncodedImage, InvalidImage, convert, mask_for, reencode
-from .models import Edit, InputImage, ResultImage
+from .models import Collection, Edit, InputImage, ResultImage
 
 MAX_INPUTS = max(model.max_inputs for model in catalog.MODELS.values())
 PARAMS = {param.name: param for model in catalog.MODELS.values() for param in model.params}
@@ -159,9 +159,18 @@ class EditForm(forms.Form):
         initial=1,
     )
 
+    collection = forms.ModelChoiceField(
+        label="Collection",
+        required=False,
+        queryset=Collection.objects.none(),
+        empty_label="None",
+    )
+
     def __init__(self, *args, owner=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner = owner
+        if owner is not None:
+            self.fields["collection"].queryset = owner.collections.all()
         for name, param in PARAMS.items():
             self.fields[name] = _param_field(param)
         # Any value is offered; clean_carry keeps only the owner's own images.
@@ -429,4 +438,5 @@ class EditForm(forms.Form):
             mask=data["mask"],
             keep_unmasked=data["keep_unmasked"],
             parent=data["parent"],
+            collection=data["collection"],
         )

@@ -4,7 +4,7 @@ from django import forms
 from django.db.models import Prefetch, QuerySet
 
 from . import catalog
-from .models import Edit, ResultImage
+from .models import Collection, Edit, ResultImage
 
 PAGE_SIZE = 24
 
@@ -25,6 +25,19 @@ class GalleryFilter(forms.Form):
     until = forms.DateField(
         label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
+    starred = forms.BooleanField(label="Starred only", required=False)
+    collection = forms.ModelChoiceField(
+        label="Collection",
+        required=False,
+        queryset=Collection.objects.none(),
+        empty_label="All collections",
+    )
+
+    def __init__(self, *args, owner=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["collection"].queryset = (
+            Collection.objects.filter(owner=owner) if owner else Collection.objects.none()
+        )
 
     def apply(self, edits: QuerySet[Edit]) -> QuerySet[Edit]:
         """The edits that pass the filters, newest first, with what a card shows."""
@@ -41,6 +54,10 @@ class GalleryFilter(forms.Form):
                 edits = edits.filter(created_at__date__gte=data["since"])
             if data["until"]:
                 edits = edits.filter(created_at__date__lte=data["until"])
+            if data["starred"]:
+                edits = edits.filter(starred=True)
+            if data["collection"]:
+                edits = edits.filter(collections=data["collection"])
         first_results = ResultImage.objects.filter(position=0)
         return edits.order_by("-created_at", "-id").prefetch_related(
             Prefetch("results", queryset=first_results, to_attr="first_results")

@@ -112,10 +112,19 @@ class Edit(StateMachine):
     parent = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
     )
+    starred = models.BooleanField(default=False)
+    collections = models.ManyToManyField("Collection", blank=True, related_name="edits")
+    # Members of the owner's teams may see it, read-only, in their Team gallery.
+    shared_with_team = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["owner", "-created_at"])]
+        # The gallery: a person's edits newest first, optionally by status or model.
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["owner", "status", "-created_at"]),
+            models.Index(fields=["owner", "model", "-created_at"]),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(candidates__gte=1, candidates__lte=catalog.MAX_CANDIDATES),
@@ -199,6 +208,35 @@ class Edit(StateMachine):
             error_message=first.error_message,
             finished_at=timezone.now(),
         )
+
+
+class Collection(models.Model):
+    """A named board of edits, e.g. one per project."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="collections"
+    )
+    name = models.CharField(max_length=80)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="unique_collection_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Team(models.Model):
+    """People who see each other's team-shared edits. Managed in the admin."""
+
+    name = models.CharField(max_length=80, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams")
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Submission(StateMachine):

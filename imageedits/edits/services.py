@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import catalog, images, tasks, upstream
-from .models import Edit, InputImage, ResultImage, Submission, storage_name
+from .models import Collection, Edit, InputImage, ResultImage, Submission, storage_name
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class NewEdit:
     keep_unmasked: bool = False
     # The edit whose result this edit starts from ("edit this result").
     parent: Edit | None = None
+    collection: Collection | None = None
 
 
 def unit_price(model_name: str) -> Decimal | None:
@@ -78,6 +79,8 @@ def create_edit(owner, new: NewEdit) -> Edit:
                 credits=total_price(new.model, new.candidates),
                 parent=new.parent,
             )
+            if new.collection:
+                edit.collections.add(new.collection)
             if mask:
                 edit.mask = _store("masks", mask)
                 stored.append(edit.mask.name)

@@ -21,10 +21,10 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
-from . import catalog, forms, images, services, sharing, throttle
+from . import bulk_actions, catalog, forms, images, services, sharing, throttle
 from .forms import EditForm
 from .gallery import PAGE_SIZE, GalleryFilter
-from .models import Edit, Submission
+from .models import Collection, Edit, Submission
 
 # A callback carries at most a few result images as base64.
 MAX_CALLBACK_BYTES = 200 * 1024 * 1024
@@ -89,12 +89,114 @@ def size_check(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def gallery(request: HttpRequest) -> HttpResponse:
     """The person's edits, newest first, filtered and a page at a time."""
-    filters = GalleryFilter(request.GET)
-    page = Paginator(filters.apply(request.user.edits.all()), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    filters = GalleryFilter(request.GET, owner=request.user)
+    team = request.GET.get("tab") == "team"
+    edits = team_edits(request.user) if team else request.user.edits.all()
+    page = Paginator(filters.apply(edits), PAGE_SIZE).get_page(request.GET.get("page"))
     template = "edits/gallery.html#grid" if request.htmx else "edits/gallery.html"
-    return render(request, template, {"filters": filters, "page": page})
+    context = {
+        "filters": filters,
+        "page": page,
+        "team": team,
+        "collections": request.user.collections.all(),
+        "has_team": request.user.teams.exists(),
+    }
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def star(request: HttpRequest, edit_id: int) -> HttpResponse:
+    edit = _get_edit_for_user(request, edit_id)
+    Edit.objects.filter(pk=edit.pk).update(starred=not edit.starred)
+    edit.refresh_from_db(fields=["starred"])
+    if request.htmx:
+        return render(request, "edits/gallery.html#star", {"edit": edit})
+    return redirect(edit)
+
+
+@login_required
+@require_POST
+def collection_create(request: HttpRequest) -> HttpResponse:
+    name = request.POST.get("name", "").strip()[:80]
+    if not name:
+        messages.error(request, "Give the collection a name.")
+        return redirect("edit-list")
+    collection, created = Collection.objects.get_or_create(owner=request.user, name=name)
+    if created:
+        messages.success(request, f"Collection “{name}” made.")
+    return redirect(f"{reverse('edit-list')}?collection={collection.pk}")
+
+
+@login_required
+@require_POST
+def bulk(request: HttpRequest) -> HttpResponse:
+    """Act on the edits ticked in the gallery: delete (after asking), file into a collection,
+    or download their results as one ZIP."""
+    edits = request.user.edits.filter(pk__in=request.POST.getlist("selected"))
+    if not edits:
+        messages.error(request, "Tick at least one edit first.")
+        return redirect("edit-list")
+    action = request.POST.get("action")
+    if action == "zip":
+        return FileResponse(
+            bulk_actions.results_zip(edits), as_attachment=True,
+            filename="imageedits-results.zip", content_type="application/zip",
+        )  # fmt: skip
+    if action == "collect":
+        collection = get_object_or_404(request.user.collections, pk=request.POST.get("collection"))
+        collection.edits.add(*edits)
+        messages.success(request, f"{len(edits)} edits added to “{collection.name}”.")
+        return redirect(f"{reverse('edit-list')}?collection={collection.pk}")
+    if action == "delete" and request.POST.get("confirmed"):
+        count = len(edits)
+        for edit in edits:
+            edit.delete()
+        messages.success(request, f"{count} edits and their images were deleted.")
+        return redirect("edit-list")
+    if action == "delete":
+        return render(request, "edits/delete.html", {"edits": edits})
+    return HttpResponseBadRequest("Unknown action.")
+
+
+def team_edits(user):
+    """Edits the user's teammates shared with their team: read-only for the user."""
+    return (
+        Edit.objects.filter(shared_with_team=True, owner__teams__members=user)
+        .exclude(owner=user)
+        .distinct()
+        .select_related("owner")
+    )
+
+
+@login_required
+@require_POST
+def team_share(request: HttpRequest, edit_id: int) -> HttpResponse:
+    edit = _get_edit_for_user(request, edit_id)
+    Edit.objects.filter(pk=edit.pk).update(shared_with_team=not edit.shared_with_team)
+    shared = not edit.shared_with_team
+    messages.success(
+        request, "Shared with your team." if shared else "No longer shared with your team."
+    )
+    return redirect(edit)
+
+
+@login_required
+@require_GET
+def team_detail(request: HttpRequest, edit_id: int) -> HttpResponse:
+    edit = get_object_or_404(team_edits(request.user), pk=edit_id)
+    context = {"edit": edit, "results": edit.results.all(), "maker": edit.owner.get_username()}
+    return render(request, "edits/team.html", context)
+
+
+@login_required
+@require_GET
+def team_image(request: HttpRequest, edit_id: int, kind: str, position: int) -> FileResponse:
+    edit = get_object_or_404(team_edits(request.user), pk=edit_id)
+    if kind not in ("result", "thumbnail"):
+        raise Http404
+    result = get_object_or_404(edit.results, position=position)
+    return _image_response(result.file if kind == "result" else result.thumbnail)
 
 
 @login_required
@@ -119,14 +221,18 @@ def delete(request: HttpRequest, edit_id: int) -> HttpResponse:
         edit.delete()
         messages.success(request, f"Edit {edit_id} and its images were deleted.")
         return redirect("edit-list")
-    return render(request, "edits/delete.html", {"edit": edit})
+    return render(request, "edits/delete.html", {"edits": [edit]})
 
 
 @login_required
 @require_GET
 def detail(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
-    context = {**_status_context(edit), "expiry_choices": sharing.EXPIRY_CHOICES}
+    context = {
+        **_status_context(edit),
+        "expiry_choices": sharing.EXPIRY_CHOICES,
+        "has_team": request.user.teams.exists(),
+    }
     return render(request, "edits/detail.html", context)
 
 
