@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Edit, InputImage, ResultImage, Submission
+from .models import Collection, Edit, InputImage, ResultImage, ShareLink, Submission, Team
 
 
 class InputImageInline(admin.TabularInline):
@@ -32,6 +32,28 @@ class EditAdmin(admin.ModelAdmin):
     list_select_related = ["owner"]
     readonly_fields = [
         "status", "error_code", "error_message", "credits", "created_at", "started_at",
-        "finished_at",
+        "finished_at", "parent",
     ]  # fmt: skip
+    exclude = ["collections"]
     inlines = [InputImageInline, SubmissionInline, ResultImageInline]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name"]
+    search_fields = ["name", "members__username"]
+    filter_horizontal = ["members"]
+
+
+@admin.register(Collection)
+class CollectionAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "created_at"]
+    search_fields = ["name", "owner__username"]
+    list_select_related = ["owner"]
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin):
+    list_display = ["edit", "created_at", "expires_at", "revoked_at", "views", "include_inputs"]
+    readonly_fields = ["edit", "token_hash", "created_at", "views"]
+    list_select_related = ["edit"]
