@@ -386,7 +386,7 @@ def _status_context(edit: Edit) -> dict:
     model = edit.image_model
     rows = []
     if model.takes_size:
-        rows.append(("size", edit.size or "auto", reported.get("size", "")))
+        rows.append(("Size", edit.size or "auto", reported.get("size", "")))
     for param in model.params:
         rows.append(
             (param.label, edit.params.get(param.name, "default"), reported.get(param.name, ""))
