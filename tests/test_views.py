@@ -271,5 +271,5 @@ def test_the_edit_page_shows_what_the_upstream_reports_it_used(
     page = client.get(edit.get_absolute_url()).content.decode()
     details = page.split('id="details-heading"', 1)[1]
     assert '<th scope="row">Quality</th><td>high</td><td>high</td>' in details
-    assert '<th scope="row">size</th><td>1024x1024</td><td>1024x1024</td>' in details
+    assert '<th scope="row">Size</th><td>1024x1024</td><td>1024x1024</td>' in details
     assert "Requests to the image service" in details
