@@ -128,3 +128,51 @@ def page(browser, live_server):
     context.set_default_timeout(15_000)
     yield context.new_page()
     context.close()
+
+
+def wait_for_task_record(submission, seconds: float = 10) -> None:
+    """Until the upstream's task record for `submission` says it is done (well or not)."""
+    import time
+
+    from imageedits.edits import upstream
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if upstream.retrieve_task(submission.task_id) is not None:
+                return
+        except upstream.TaskFailed:
+            return
+        assert time.monotonic() < deadline, "the upstream did not finish"
+        time.sleep(0.05)
+
+
+# --- Browser helpers ---------------------------------------------------------------------------
+
+
+def log_in(page, username="alice", password="alice-password"):
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="New edit")).to_be_visible()
+    page.wait_for_load_state()  # the form's scripts (htmx, app.js, mask.js) are set up
+
+
+def paint(page, start, end, image_size):
+    """Drag the mouse across the mask canvas between two points given in image pixels."""
+    width, height = image_size
+    canvas = page.get_by_label("Mask painter: paint where the image should change")
+    canvas.scroll_into_view_if_needed()  # the mouse only reaches what is in the viewport
+    box = canvas.bounding_box()
+
+    def at(point):
+        x, y = point
+        return box["x"] + x * box["width"] / width, box["y"] + y * box["height"] / height
+
+    page.mouse.move(*at(start))
+    page.mouse.down()
+    page.mouse.move(*at(end), steps=12)
+    page.mouse.up()

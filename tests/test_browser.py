@@ -8,17 +8,9 @@ from playwright.sync_api import expect
 
 from imageedits.edits.models import Edit
 
-from .conftest import make_png
+from .conftest import log_in, make_png
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page, username="alice", password="alice-password"):
-    page.goto("/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="New edit")).to_be_visible()
 
 
 def mark_page(page):

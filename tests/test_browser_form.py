@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from imageedits.edits.models import Edit, Submission
 
-from .conftest import make_png
+from .conftest import log_in, make_png, paint
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -22,13 +22,11 @@ WIDTH, HEIGHT = 300, 200
 RESULT_TIMEOUT = 30_000
 
 
-def log_in(page, username="alice", password="alice-password"):
-    page.goto("/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="New edit")).to_be_visible()
-    page.wait_for_load_state()  # the form's scripts (htmx, app.js, mask.js) are set up
+def stroke(page, start, end):
+    expect(page.get_by_label("Mask painter: paint where the image should change")).to_be_visible()
+    paint(page, start, end, (WIDTH, HEIGHT))
+    # The mask is exported asynchronously (canvas.toBlob) into the form's mask input.
+    page.wait_for_function("() => document.querySelector('[data-mask-input]').files.length === 1")
 
 
 def mark_page(page):
@@ -70,25 +68,6 @@ def choose_image(page, name="cat.png", width=WIDTH, height=HEIGHT):
         {"name": name, "mimeType": "image/png", "buffer": make_png(width, height)}
     )
     expect(page.get_by_role("img", name=f"Preview of {name}")).to_be_visible()
-
-
-def stroke(page, start, end):
-    """Drag the mouse across the mask canvas between two points given in image pixels."""
-    canvas = page.get_by_label("Mask painter: paint where the image should change")
-    expect(canvas).to_be_visible()
-    canvas.scroll_into_view_if_needed()  # the mouse only reaches what is in the viewport
-    box = canvas.bounding_box()
-
-    def at(point):
-        x, y = point
-        return box["x"] + x * box["width"] / WIDTH, box["y"] + y * box["height"] / HEIGHT
-
-    page.mouse.move(*at(start))
-    page.mouse.down()
-    page.mouse.move(*at(end), steps=12)
-    page.mouse.up()
-    # The mask is exported asynchronously (canvas.toBlob) into the form's mask input.
-    page.wait_for_function("() => document.querySelector('[data-mask-input]').files.length === 1")
 
 
 def submit(page, instruction):

@@ -9,8 +9,7 @@ from playwright.sync_api import expect
 from imageedits.edits import images, services
 from imageedits.edits.models import Edit
 
-from .conftest import make_png
-from .test_browser import log_in
+from .conftest import log_in, make_png
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

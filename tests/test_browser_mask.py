@@ -8,19 +8,15 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from .conftest import make_png
+from .conftest import log_in, make_png, paint
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 WIDTH, HEIGHT = 300, 200
 
 
-def log_in(page):
-    page.goto("/")
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill("alice-password")
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="New edit")).to_be_visible()
+def stroke(page, start, end):
+    paint(page, start, end, (WIDTH, HEIGHT))
 
 
 def choose_image(page):
@@ -42,22 +38,6 @@ def expect_mask_files(page, count):
     page.wait_for_function(
         "count => document.querySelector('[data-mask-input]').files.length === count", arg=count
     )
-
-
-def stroke(page, start, end):
-    """Drag the mouse across the canvas between two points given in image pixels."""
-    canvas = page.get_by_label("Mask painter: paint where the image should change")
-    canvas.scroll_into_view_if_needed()  # the mouse only reaches what is in the viewport
-    box = canvas.bounding_box()
-
-    def at(point):
-        x, y = point
-        return box["x"] + x * box["width"] / WIDTH, box["y"] + y * box["height"] / HEIGHT
-
-    page.mouse.move(*at(start))
-    page.mouse.down()
-    page.mouse.move(*at(end), steps=12)
-    page.mouse.up()
 
 
 def read_mask(page) -> Image.Image:

@@ -9,10 +9,10 @@ import pytest
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
-from imageedits.edits import images, services, upstream
+from imageedits.edits import images, services
 from imageedits.edits.models import Edit, Submission
 
-from .conftest import make_png
+from .conftest import make_png, wait_for_task_record
 
 
 def create(owner, prompt="make it sepia") -> Edit:
@@ -46,19 +46,6 @@ def wait_until_finished(edit: Edit, seconds: float = 15) -> Edit:
             return edit
         time.sleep(0.1)
     raise AssertionError(f"edit {edit.pk} still {edit.status} after {seconds} s")
-
-
-def wait_for_upstream(submission: Submission, seconds: float = 10) -> None:
-    """Until the simulator's task record says it is done."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if upstream.retrieve_task(submission.task_id) is not None:
-                return
-        except upstream.TaskFailed:
-            return
-        assert time.monotonic() < deadline, "the simulator did not finish"
-        time.sleep(0.05)
 
 
 def finished_payload(task_id="t-1") -> dict:
@@ -114,7 +101,7 @@ def test_a_failure_in_the_task_record_fails_the_edit_when_the_callback_comes(
     services.run_edit(edit.pk)
     submission = first_request(edit)
     submission.set_callback_secret("right-secret")
-    wait_for_upstream(submission)
+    wait_for_task_record(submission)
 
     response = client.post(hook(submission, "right-secret"), {"task_id": submission.task_id},
                            "application/json")  # fmt: skip
@@ -148,7 +135,7 @@ def test_a_second_callback_for_a_finished_edit_changes_nothing(
     services.run_edit(edit.pk)
     submission = first_request(edit)
     submission.set_callback_secret("s3cret")
-    wait_for_upstream(submission)
+    wait_for_task_record(submission)
     url = hook(submission, "s3cret")
     assert client.post(url, {"task_id": submission.task_id}, "application/json").status_code == 200
     edit.refresh_from_db()
@@ -187,7 +174,7 @@ def test_a_lost_callback_is_caught_up_through_the_task_query(db, callbacks_to, a
     assert edit.status == Edit.Status.RUNNING
     submission = first_request(edit)
 
-    wait_for_upstream(submission)
+    wait_for_task_record(submission)
     services.check_submission(submission.pk)
 
     edit.refresh_from_db()
@@ -231,7 +218,7 @@ def test_a_check_that_breaks_unexpectedly_still_checks_again(db, callbacks_to, s
     edit = create(alice)
     services.run_edit(edit.pk)
     submission = first_request(edit)
-    wait_for_upstream(submission)
+    wait_for_task_record(submission)
     blocker = settings.MEDIA_ROOT / "not-a-directory"
     blocker.write_text("storage cannot write below a file")
     settings.MEDIA_ROOT = blocker  # storing the result now fails with an OSError

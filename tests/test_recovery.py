@@ -14,7 +14,7 @@ from django_tasks_db.models import DBTaskResult
 from imageedits.edits import images, services
 from imageedits.edits.models import Edit, Submission
 
-from .conftest import make_png
+from .conftest import make_png, wait_for_task_record
 
 pytestmark = pytest.mark.django_db
 
@@ -140,25 +140,11 @@ def waiting_for_callback(owner, settings, simulator) -> Submission:
     return submission
 
 
-def wait_for_task(submission: Submission) -> None:
-    from imageedits.edits import upstream
-
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if upstream.retrieve_task(submission.task_id) is not None:
-                return
-        except upstream.TaskFailed:
-            return
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-
-
 def test_a_forged_success_callback_is_replaced_by_the_task_record(
     client, alice, settings, simulator
 ):
     submission = waiting_for_callback(alice, settings, simulator)
-    wait_for_task(submission)
+    wait_for_task_record(submission)
     forged = make_png(10, 10, color=(0, 255, 0))
     payload = {
         "success": True,
@@ -174,7 +160,7 @@ def test_a_forged_success_callback_is_replaced_by_the_task_record(
 
 def test_a_forged_failure_callback_does_not_fail_a_good_edit(client, alice, settings, simulator):
     submission = waiting_for_callback(alice, settings, simulator)
-    wait_for_task(submission)
+    wait_for_task_record(submission)
     payload = {"success": False, "error": {"code": "forbidden", "message": "nope"}}
     client.post(reverse("edit-callback", args=[submission.pk, "s3cret"]), payload,
                 "application/json")  # fmt: skip
@@ -247,7 +233,7 @@ def test_a_failed_task_record_worth_retrying_sends_the_request_again(alice, sett
     edit = services.create_edit(alice, services.NewEdit("blur", "gpt-image-2", "", [], [missing]))
     services.run_edit(edit.pk)
     submission = edit.submissions.get()
-    wait_for_task(submission)
+    wait_for_task_record(submission)
     services.check_submission(submission.pk)
     submission.refresh_from_db()
     assert submission.status == Submission.Status.QUEUED  # sent again, not failed at once
