@@ -42,7 +42,7 @@ def test_upload_a_png_submit_and_see_the_edited_image_without_a_reload(
     expect(result).to_be_visible(timeout=20_000)
     expect(page.get_by_text(re.compile(r"Done in [\d.]+ s"))).to_be_visible()
     assert page.evaluate("window.notReloaded") is True
-    assert result.evaluate("image => image.naturalWidth") == 1024
+    assert result.evaluate("image => image.decode().then(() => image.naturalWidth)") == 1024
 
     edit = Edit.objects.get()
     assert edit.status == Edit.Status.SUCCEEDED and edit.submissions.get().task_id
