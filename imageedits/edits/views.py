@@ -193,10 +193,7 @@ def team_detail(request: HttpRequest, edit_id: int) -> HttpResponse:
 @require_GET
 def team_image(request: HttpRequest, edit_id: int, kind: str, position: int) -> FileResponse:
     edit = get_object_or_404(team_edits(request.user), pk=edit_id)
-    if kind not in ("result", "thumbnail"):
-        raise Http404
-    result = get_object_or_404(edit.results, position=position)
-    return _image_response(result.file if kind == "result" else result.thumbnail)
+    return _image_response(_stored_image(edit, kind, position, {"result", "thumbnail"}))
 
 
 @login_required
@@ -253,19 +250,7 @@ def status(request: HttpRequest, edit_id: int) -> HttpResponse:
 def image(request: HttpRequest, edit_id: int, kind: str, position: int) -> FileResponse:
     """A stored input, result or thumbnail, served to the edit's owner only."""
     edit = _get_edit_for_user(request, edit_id)
-    if kind == "input":
-        stored = get_object_or_404(edit.inputs, position=position, url="").file
-    elif kind == "mask" and edit.mask:
-        stored = edit.mask
-    elif kind in ("result", "raw", "thumbnail"):
-        result = get_object_or_404(edit.results, position=position)
-        stored = {"result": result.file, "raw": result.raw_file, "thumbnail": result.thumbnail}[
-            kind
-        ]
-    else:
-        raise Http404
-    if not stored:
-        raise Http404
+    stored = _stored_image(edit, kind, position, {"input", "mask", "result", "raw", "thumbnail"})
     response = _image_response(stored)
     if kind in ("result", "raw") and request.GET.get("download"):
         extension = stored.name.rsplit(".", 1)[-1]
@@ -275,6 +260,23 @@ def image(request: HttpRequest, edit_id: int, kind: str, position: int) -> FileR
         )
     response["Cache-Control"] = "private, max-age=86400, immutable"
     return response
+
+
+def _stored_image(edit: Edit, kind: str, position: int, allowed: set[str]):
+    """One stored image of `edit`, if `kind` is among those the caller may serve; else 404."""
+    if kind not in allowed:
+        raise Http404
+    if kind == "input":
+        return get_object_or_404(edit.inputs, position=position, url="").file
+    if kind == "mask":
+        if not edit.mask:
+            raise Http404
+        return edit.mask
+    result = get_object_or_404(edit.results, position=position)
+    stored = {"result": result.file, "raw": result.raw_file, "thumbnail": result.thumbnail}[kind]
+    if not stored:
+        raise Http404
+    return stored
 
 
 def _image_response(stored) -> FileResponse:
@@ -354,14 +356,8 @@ def shared(request: HttpRequest, token: str) -> HttpResponse:
 @require_GET
 def shared_image(request: HttpRequest, token: str, kind: str, position: int) -> FileResponse:
     link = sharing.active_link(token)
-    if kind == "input" and link.include_inputs:
-        stored = get_object_or_404(link.edit.inputs, position=position, url="").file
-    elif kind in ("result", "thumbnail"):
-        result = get_object_or_404(link.edit.results, position=position)
-        stored = result.file if kind == "result" else result.thumbnail
-    else:
-        raise Http404
-    return _shared_headers(_image_response(stored))
+    allowed = {"result", "thumbnail", "input"} if link.include_inputs else {"result", "thumbnail"}
+    return _shared_headers(_image_response(_stored_image(link.edit, kind, position, allowed)))
 
 
 def _shared_headers(response: HttpResponse) -> HttpResponse:
