@@ -493,11 +493,9 @@ def _upstream_request(edit: Edit) -> upstream.EditRequest:
         request.images.append(item.url or _input_file(f"input-{item.position + 1}", item.file))
     if edit.mask:
         request.mask = _input_file("mask", edit.mask)
-    has_urls = any(isinstance(image, str) for image in request.images)
-    if has_urls and not upstream.urls_pass_through(
-        edit.model, len(request.images) > sum(isinstance(i, str) for i in request.images),
-        request.mask is not None,
-    ):  # fmt: skip
+    urls = [image for image in request.images if isinstance(image, str)]
+    has_files = len(urls) < len(request.images)
+    if urls and not upstream.urls_pass_through(edit.model, has_files, request.mask is not None):
         # Once for all the candidates, not once in each of their threads.
         request = upstream.download_inputs(request)
     return request
