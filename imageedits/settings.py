@@ -105,7 +105,8 @@ TASKS = {
     }
 }
 if TASKS["default"]["BACKEND"] == "django_tasks_rq.RQBackend":
-    INSTALLED_APPS += ["django_rq"]
+    # Workers: `manage.py rqworker --job-class django_tasks_rq.Job --with-scheduler`.
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
     RQ_QUEUES = {"default": {"URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}}
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,5 +1,6 @@
 """`make run` is `manage.py dev`: one foreground command that serves the app with a worker and the
-simulator, prints the URL and the demo login, and stops everything on Ctrl-C."""
+simulator, prints the URL and the demo login, and stops everything on Ctrl-C. It runs once with
+the default tasks backend (django-tasks-db) and once with the scale-out one (RQ on Redis)."""
 
 import os
 import re
@@ -12,8 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+# The RQ run empties this Redis database first, so that no job of an earlier run is left in it.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def free_port() -> int:
@@ -38,32 +42,47 @@ def is_listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture
-def dev_server(tmp_path):
+def empty_test_redis() -> None:
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    except redis.ConnectionError:
+        pytest.skip(f"Redis is not running at {TEST_REDIS_URL}")
+
+
+@pytest.fixture(params=["django_tasks_db.DatabaseBackend", "django_tasks_rq.RQBackend"])
+def dev_server(request, tmp_path):
     web_port, simulator_port = free_port(), free_port()
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("OPENAI_", "PUBLIC_BASE_URL", "DJANGO_", "DATABASE_URL"))
+        if not key.startswith(("OPENAI_", "PUBLIC_BASE_URL", "DJANGO_", "DATABASE_URL", "TASKS_"))
     }
     env.update(
         VAR_DIR=str(tmp_path),
         SIMULATOR_URL=f"http://127.0.0.1:{simulator_port}",
         SIMULATOR_LATENCY="0.2",
         DEMO_PASSWORD="a-demo-password",
+        TASKS_BACKEND=request.param,
     )
+    if request.param == "django_tasks_rq.RQBackend":
+        empty_test_redis()
+        env["REDIS_URL"] = TEST_REDIS_URL
     process = subprocess.Popen(
         [sys.executable, "manage.py", "dev", "--port", str(web_port)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    yield process, web_port, simulator_port
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    yield process, web_port, simulator_port, request.param
+    if process.poll() is None:  # the test failed midway: stop everything dev started, too
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def test_dev_serves_app_worker_and_simulator_and_stops_them_all(dev_server):
-    process, web_port, simulator_port = dev_server
+    process, web_port, simulator_port, backend = dev_server
     base = f"http://127.0.0.1:{web_port}"
     assert wait_for(f"{base}/login/").status_code == 200
     assert wait_for(f"http://127.0.0.1:{simulator_port}/healthz").status_code == 200
@@ -90,6 +109,8 @@ def test_dev_serves_app_worker_and_simulator_and_stops_them_all(dev_server):
             assert time.monotonic() < deadline, "the edit did not finish under make run"
             time.sleep(0.3)
         assert "Edited image 1" in status.text
+    if backend == "django_tasks_rq.RQBackend":
+        assert redis.Redis.from_url(TEST_REDIS_URL).keys("rq:job:*"), "no job went through Redis"
 
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=30)

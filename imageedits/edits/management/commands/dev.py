@@ -18,6 +18,14 @@ from django.core.management.base import BaseCommand, CommandError
 DEMO_USERNAME = "demo"
 
 
+def worker_arguments() -> list[str]:
+    """The worker for the configured tasks backend. RQ needs django-tasks-rq's job class, and its
+    scheduler for tasks deferred with `run_after` (retries, late-callback checks)."""
+    if settings.TASKS["default"]["BACKEND"] == "django_tasks_rq.RQBackend":
+        return ["rqworker", "--job-class", "django_tasks_rq.Job", "--with-scheduler"]
+    return ["db_worker", "--interval", "0.5", "--no-startup-delay"]
+
+
 class Command(BaseCommand):
     help = "Run web, worker, reaper and simulator for development (Ctrl-C stops all)."
 
@@ -42,9 +50,7 @@ class Command(BaseCommand):
                 "--host", simulator.hostname, "--port", str(simulator.port),
                 "--latency", os.environ.get("SIMULATOR_LATENCY", "4"),
             ]  # fmt: skip
-        commands["worker"] = [
-            sys.executable, "manage.py", "db_worker", "--interval", "0.5", "--no-startup-delay",
-        ]  # fmt: skip
+        commands["worker"] = [sys.executable, "manage.py", *worker_arguments()]
         commands["reaper"] = [sys.executable, "manage.py", "reap", "--every", "30"]
         commands["web"] = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]
 
