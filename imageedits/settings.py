@@ -117,8 +117,12 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 # Abuse limits: per person, edits started per minute and under way at once; failed log-ins per
-# username and per address within 15 minutes. The log-in counters live in the cache: with
-# several web processes, configure a shared one.
+# username and per address within 15 minutes. The log-in counters live in the cache, per process
+# by default; with several web processes, CACHE_URL puts them in a Redis they all share.
+if CACHE_URL := os.environ.get("CACHE_URL", ""):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
 EDITS_PER_MINUTE = envint("EDITS_PER_MINUTE", 10)
 EDITS_IN_FLIGHT = envint("EDITS_IN_FLIGHT", 5)
 LOGIN_FAILURES_PER_USER = envint("LOGIN_FAILURES_PER_USER", 5)

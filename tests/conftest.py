@@ -4,6 +4,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import redis
 from django.core.cache import cache
 from django.db import connections
 from PIL import Image
@@ -16,6 +17,18 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 SIMULATOR_TOKEN = "sk-test-simulator"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Tests of the Redis-backed pieces (RQ, the shared cache) empty this database first, so that
+# nothing of an earlier run is left in it.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def empty_test_redis() -> str:
+    """TEST_REDIS_URL, emptied; the test is skipped where no Redis runs."""
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    except redis.ConnectionError:
+        pytest.skip(f"Redis is not running at {TEST_REDIS_URL}")
+    return TEST_REDIS_URL
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ import httpx
 import pytest
 import redis
 
+from .conftest import TEST_REDIS_URL, empty_test_redis
+
 ROOT = Path(__file__).resolve().parent.parent
-# The RQ run empties this Redis database first, so that no job of an earlier run is left in it.
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def free_port() -> int:
@@ -42,13 +42,6 @@ def is_listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def empty_test_redis() -> None:
-    try:
-        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
-    except redis.ConnectionError:
-        pytest.skip(f"Redis is not running at {TEST_REDIS_URL}")
-
-
 @pytest.fixture(params=["django_tasks_db.DatabaseBackend", "django_tasks_rq.RQBackend"])
 def dev_server(request, tmp_path):
     web_port, simulator_port = free_port(), free_port()
@@ -65,8 +58,7 @@ def dev_server(request, tmp_path):
         TASKS_BACKEND=request.param,
     )
     if request.param == "django_tasks_rq.RQBackend":
-        empty_test_redis()
-        env["REDIS_URL"] = TEST_REDIS_URL
+        env["REDIS_URL"] = empty_test_redis()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "dev", "--port", str(web_port)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

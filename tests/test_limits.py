@@ -1,12 +1,17 @@
 """Per-person limits: edits started per minute, edits under way, failed log-ins."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from imageedits.edits.models import Edit
 
-from .conftest import make_png
+from .conftest import empty_test_redis, make_png
 
 pytestmark = pytest.mark.django_db
 
@@ -68,6 +73,29 @@ def test_failed_log_ins_are_throttled_per_address(client, alice, bob, settings):
     log_in(client, "alice", "wrong"), log_in(client, "carol", "wrong")
     refused = log_in(client, "bob", "bob-password")
     assert "Too many failed log-ins" in refused.content.decode()
+
+
+def test_with_cache_url_web_processes_share_the_failure_counts(client, alice, settings, tmp_path):
+    redis_url = empty_test_redis()
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+    }
+    settings.LOGIN_FAILURES_PER_USER = 3
+    for _ in range(3):
+        log_in(client, "alice", "wrong")
+
+    # Another web process, configured by the environment alone, refuses alice at once.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    env.update(CACHE_URL=redis_url, LOGIN_FAILURES_PER_USER="3", VAR_DIR=str(tmp_path))
+    attempt = (
+        "from imageedits.edits.throttle import ThrottledAuthenticationForm as Form;"
+        "print(Form(data={'username': 'alice', 'password': 'alice-password'}).errors.as_text())"
+    )
+    other_process = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", attempt],
+        cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert "Too many failed log-ins" in other_process.stdout, other_process.stderr
 
 
 def test_a_good_log_in_works_below_the_limit(client, alice):
