@@ -257,3 +257,38 @@ def test_orphaned_files_are_swept_once_old_enough(alice, settings, stored_files)
     files = stored_files()
     assert stray not in files and young in files
     assert kept.inputs.get().file.name in files
+
+
+def test_queue_rows_of_dead_workers_are_closed_and_old_rows_deleted(settings):
+    from django.tasks import TaskResultStatus
+
+    from imageedits.edits import tasks
+
+    now = timezone.now()
+    rows = {}
+    for name, status, started, finished in [
+        ("dead", TaskResultStatus.RUNNING, now - timedelta(days=2), None),
+        ("running", TaskResultStatus.RUNNING, now - timedelta(minutes=5), None),
+        ("old", TaskResultStatus.SUCCESSFUL, now - timedelta(days=15), now - timedelta(days=15)),
+        ("recent", TaskResultStatus.FAILED, now - timedelta(days=2), now - timedelta(days=2)),
+        ("waiting", TaskResultStatus.READY, None, None),
+    ]:
+        row_id = tasks.run_edit.enqueue(0).id
+        DBTaskResult.objects.filter(pk=row_id).update(
+            status=status, started_at=started, finished_at=finished
+        )
+        rows[name] = row_id
+
+    assert services.tidy_task_rows() == {"task_rows_closed": 1, "task_rows_deleted": 1}
+    status_of = {str(pk): status for pk, status in DBTaskResult.objects.values_list("pk", "status")}
+    assert {name: status_of.get(row_id) for name, row_id in rows.items()} == {
+        "dead": TaskResultStatus.FAILED,
+        "running": TaskResultStatus.RUNNING,
+        "old": None,
+        "recent": TaskResultStatus.FAILED,
+        "waiting": TaskResultStatus.READY,
+    }
+    assert services.tidy_task_rows() == {"task_rows_closed": 0, "task_rows_deleted": 0}
+
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    assert services.tidy_task_rows() == {}  # other backends keep their own rows

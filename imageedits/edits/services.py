@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connections, models, transaction
+from django.tasks import TaskResultStatus
 from django.urls import reverse
 from django.utils import timezone
 
@@ -376,6 +377,32 @@ def sweep_orphans(older_than: timedelta) -> int:
             default_storage.delete(name)
             deleted += 1
     return deleted
+
+
+# django-tasks-db keeps a row for every task for ever, and the row of a task whose worker was
+# killed stays RUNNING for ever (the reaper recovers the edit, not the row). No task runs for a
+# day: every upstream request has a total deadline.
+TASK_ROWS_KEPT = timedelta(days=14)
+TASK_ROW_DEAD_AFTER = timedelta(days=1)
+
+
+def tidy_task_rows() -> dict[str, int]:
+    """Close the queue rows of tasks whose worker died, and delete finished rows once old."""
+    if settings.TASKS["default"]["BACKEND"] != "django_tasks_db.DatabaseBackend":
+        return {}
+    from django_tasks_db.models import DBTaskResult
+
+    now = timezone.now()
+    closed = DBTaskResult.objects.running().filter(started_at__lt=now - TASK_ROW_DEAD_AFTER)
+    closed = closed.update(
+        status=TaskResultStatus.FAILED,
+        finished_at=now,
+        exception_class_path="imageedits.edits.services.WorkerLost",
+        traceback="The worker running this task stopped; the reaper took over its edit.",
+    )
+    old = DBTaskResult.objects.finished().filter(finished_at__lt=now - TASK_ROWS_KEPT)
+    deleted, _ = old.delete()
+    return {"task_rows_closed": closed, "task_rows_deleted": deleted}
 
 
 def _stored_names(folder: str = ""):

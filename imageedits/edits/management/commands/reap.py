@@ -24,7 +24,7 @@ class Command(BaseCommand):
             "--sweep-every",
             type=float,
             default=3600,
-            help="With --every: also delete orphaned files this often (seconds).",
+            help="With --every: also delete orphaned files and old task rows this often (seconds).",
         )
 
     def handle(self, *args, every: float, sweep_every: float, **options) -> None:
@@ -34,6 +34,7 @@ class Command(BaseCommand):
                 counts = services.reap()
                 if time.monotonic() - last_sweep >= sweep_every:
                     counts["orphans_deleted"] = services.sweep_orphans(ORPHAN_AGE)
+                    counts.update(services.tidy_task_rows())
                     last_sweep = time.monotonic()
             except Exception:
                 if not every:
