@@ -140,6 +140,7 @@ def test_the_team_tab_shows_exactly_what_teammates_shared(client, alice, bob, te
     assert cards(client, tab="team") == [shared.pk]
     page = client.get(reverse("edit-list"), {"tab": "team"}).content.decode()
     assert "by bob" in page
+    assert "Design: alice, bob." in page  # who sees what is shared with the team
     detail = client.get(reverse("team-edit", args=[shared.pk]))
     assert f"Edit {shared.pk} by bob" in detail.content.decode()
     assert client.get(reverse("team-image", args=[shared.pk, "result", 0])).status_code == 200

@@ -100,6 +100,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "team": team,
         "collections": request.user.collections.all(),
         "has_team": request.user.teams.exists(),
+        "teams": request.user.teams.prefetch_related("members") if team else (),
     }
     return render(request, template, context)
 
