@@ -88,7 +88,9 @@ def test_a_revoked_link_is_404(owner, finished):
     url = share(owner, finished)
     link = ShareLink.objects.get()
     owner.post(reverse("edit-share-revoke", args=[finished.pk, link.pk]))
-    assert Client().get(url).status_code == 404
+    gone = Client().get(url)
+    assert gone.status_code == 404
+    assert "A share link ends here once its owner revokes it or it expires" in gone.content.decode()
     assert Client().get(f"{url}result/0/").status_code == 404
 
 
