@@ -172,7 +172,7 @@ def test_star_an_edit_and_find_it_in_a_collection(page, alice):
     page.get_by_label(f"Select edit {keep.pk}").check()
     page.get_by_label("Add to", exact=True).select_option(label="Spring campaign")
     page.get_by_role("button", name="Add to collection").click()
-    expect(page.get_by_text("1 edits added to “Spring campaign”.")).to_be_visible()
+    expect(page.get_by_text("1 edit added to “Spring campaign”.")).to_be_visible()
     grid = page.get_by_role("list", name="Edits")
     expect(grid.get_by_role("listitem")).to_have_count(1)
     expect(grid).to_contain_text("the keeper")

@@ -33,7 +33,7 @@ def test_gpt_image_2_accepts_sizes_within_the_rule(size):
         ("0x1024", "greater than zero"),
         ("1000x1024", "multiples of 16 (1000 is not)"),
         ("1024x1000", "multiples of 16 (1000 is not)"),
-        ("1000x1000", "multiples of 16 (1000 and 1000 are not)"),
+        ("1000x1000", "multiples of 16 (neither side is)"),
         ("3856x1296", "longer side can be at most 3840 pixels (3856 is more)"),
         ("1296x3856", "longer side can be at most 3840 pixels"),
         ("2896x2880", "At most 8,294,400 pixels in total (2896x2880 is 8,340,480)"),

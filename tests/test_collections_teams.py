@@ -113,7 +113,9 @@ def test_bulk_delete_asks_first_then_deletes_with_files(
 
 def test_nothing_ticked_says_so(logged_in):
     response = logged_in.post(reverse("edit-bulk"), {"action": "zip"}, follow=True)
-    assert "Tick at least one edit first." in response.content.decode()
+    assert '<li class="message error" role="alert">Tick at least one edit first.</li>' in (
+        response.content.decode()
+    )
 
 
 # --- Teams ------------------------------------------------------------------------------------

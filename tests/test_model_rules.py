@@ -112,7 +112,7 @@ def test_compression_out_of_range_is_refused(logged_in):
 
 def test_a_custom_size_is_checked_by_the_rule(logged_in):
     response = post(logged_in, size="custom", custom_size="1000x1000")
-    assert "multiples of 16 (1000 and 1000 are not)" in response.content.decode()
+    assert "multiples of 16 (neither side is)" in response.content.decode()
     post(logged_in, size="custom", custom_size="1600x1200")
     assert Edit.objects.get().size == "1600x1200"
 

@@ -93,6 +93,8 @@ def test_a_size_the_rule_rejects_is_refused_with_its_reason(client, alice, store
     response = post_edit(client, size="1000x1024")
     assert response.status_code == 400
     assert "multiples of 16 (1000 is not)" in response.content.decode()
+    custom = post_edit(client, size="custom", custom_size="1000x1024").content.decode()
+    assert custom.count("multiples of 16 (1000 is not)") == 1  # under the field, once
     assert Edit.objects.count() == 0
     assert stored_files() == []
 
@@ -174,6 +176,8 @@ def test_a_failed_edit_shows_its_message(client, alice, simulator):
     response = client.get(reverse("edit-status", args=[edit.pk]))
     assert response.status_code == 286
     assert "refused this edit under its content rules" in response.content.decode()
+    page = client.get(edit.get_absolute_url()).content.decode()
+    assert "Create share link" not in page  # nothing to share
 
 
 def test_result_files_are_served_to_the_owner_with_a_download_name(client, alice, alices_edit):
@@ -273,3 +277,11 @@ def test_the_edit_page_shows_what_the_upstream_reports_it_used(
     assert '<th scope="row">Quality</th><td>high</td><td>high</td>' in details
     assert '<th scope="row">Size</th><td>1024x1024</td><td>1024x1024</td>' in details
     assert "Requests to the image service" in details
+
+
+def test_an_unexpected_error_gets_a_page_of_its_own(rf):
+    from django.views.defaults import server_error
+
+    response = server_error(rf.get("/edits/"))  # rendered without the request's context
+    assert response.status_code == 500
+    assert "Something went wrong" in response.content.decode()

@@ -185,12 +185,10 @@ def custom_size_error(size: str) -> str | None:
     width, height = parsed
     if width == 0 or height == 0:
         return "Width and height must be greater than zero."
-    off = [str(side) for side in (width, height) if side % SIZE_MULTIPLE]
+    off = [side for side in (width, height) if side % SIZE_MULTIPLE]
     if off:
-        return (
-            f"Width and height must be multiples of {SIZE_MULTIPLE} "
-            f"({' and '.join(off)} {'is' if len(off) == 1 else 'are'} not)."
-        )
+        which = f"{off[0]} is not" if len(off) == 1 else "neither side is"
+        return f"Width and height must be multiples of {SIZE_MULTIPLE} ({which})."
     if max(width, height) > MAX_SIDE:
         return f"The longer side can be at most {MAX_SIDE} pixels ({max(width, height)} is more)."
     pixels = width * height

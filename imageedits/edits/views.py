@@ -13,7 +13,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import filesizeformat
+from django.template.defaultfilters import filesizeformat, pluralize
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -147,13 +147,14 @@ def bulk(request: HttpRequest) -> HttpResponse:
     if action == "collect":
         collection = get_object_or_404(request.user.collections, pk=request.POST.get("collection"))
         collection.edits.add(*edits)
-        messages.success(request, f"{len(edits)} edits added to “{collection.name}”.")
+        added = len(edits)
+        messages.success(request, f"{added} edit{pluralize(added)} added to “{collection.name}”.")
         return redirect(f"{reverse('edit-list')}?collection={collection.pk}")
     if action == "delete" and request.POST.get("confirmed"):
         count = len(edits)
         for edit in edits:
             edit.delete()
-        messages.success(request, f"{count} edits and their images were deleted.")
+        messages.success(request, f"{count} edit{pluralize(count)} deleted, images and all.")
         return redirect("edit-list")
     if action == "delete":
         return render(request, "edits/delete.html", {"edits": edits})
