@@ -111,6 +111,29 @@ def test_a_bad_custom_size_is_refused_before_and_on_submit(page, alice):
     assert Edit.objects.count() == 0
 
 
+def test_picked_images_are_still_there_after_the_server_refuses_the_form(page, alice):
+    log_in(page)
+    page.get_by_label("Images").set_input_files([
+        {"name": "first.png", "mimeType": "image/png", "buffer": make_png(64, 48)},
+        {"name": "second.png", "mimeType": "image/png", "buffer": make_png(80, 60)},
+    ])  # fmt: skip
+    page.get_by_role("button", name="Submit edit").click()  # no instruction
+    expect(page.get_by_role("alert").first).to_contain_text("This field is required.")
+    strip = page.get_by_role("list", name="Preview strip")
+    expect(strip.get_by_role("listitem")).to_have_count(2)
+    expect(strip).to_contain_text("first.png")
+    expect(strip).to_contain_text("second.png")
+
+    page.get_by_label("Instruction").fill("blur it")
+    page.get_by_role("button", name="Submit edit").click()
+    expect(page).to_have_url(re.compile(r"/edits/\d+/$"))
+    assert [image.width for image in Edit.objects.get().inputs.all()] == [64, 80]
+
+    page.goto("/edits/new/")  # accepted: the next form starts empty
+    expect(page.get_by_role("heading", name="New edit")).to_be_visible()
+    expect(page.get_by_role("list", name="Preview strip").get_by_role("listitem")).to_have_count(0)
+
+
 def test_dropped_and_pasted_images_join_the_upload(page, alice):
     log_in(page)
     png = list(make_png())

@@ -33,12 +33,80 @@
     );
   }
 
+  // A refused submission comes back as a new page, and a page cannot fill a file input again,
+  // so the picked files wait in this tab's IndexedDB until the form is accepted or left.
+  // Best effort: where IndexedDB is unavailable the person picks them again.
+  const STASH_KEPT_MS = 24 * 60 * 60 * 1000; // entries of tabs closed after a refusal
+
+  function tabKey() {
+    let key = sessionStorage.getItem("picked-images");
+    if (!key) {
+      key = Date.now() + "-" + Math.random().toString(36).slice(2);
+      sessionStorage.setItem("picked-images", key);
+    }
+    return key;
+  }
+
+  function inStash(mode, use) {
+    return new Promise(function (resolve, reject) {
+      const opening = indexedDB.open("imageedits", 1);
+      opening.onupgradeneeded = function () { opening.result.createObjectStore("picked"); };
+      opening.onerror = function () { reject(opening.error); };
+      opening.onsuccess = function () {
+        const db = opening.result;
+        try {
+          const transaction = db.transaction("picked", mode);
+          const request = use(transaction.objectStore("picked"));
+          transaction.oncomplete = function () { db.close(); resolve(request && request.result); };
+          transaction.onerror = transaction.onabort = function () {
+            db.close();
+            reject(transaction.error);
+          };
+        } catch (error) {
+          db.close();
+          reject(error);
+        }
+      };
+    });
+  }
+
+  const stash = {
+    save: function (files) {
+      return inStash("readwrite", function (store) {
+        return store.put({ files: files, savedAt: Date.now() }, tabKey());
+      });
+    },
+    load: function () {
+      return inStash("readonly", function (store) { return store.get(tabKey()); });
+    },
+    clear: function () {
+      return inStash("readwrite", function (store) {
+        store.delete(tabKey());
+        store.openCursor().onsuccess = function (event) {
+          const cursor = event.target.result;
+          if (!cursor) return;
+          if (cursor.value.savedAt < Date.now() - STASH_KEPT_MS) cursor.delete();
+          cursor.continue();
+        };
+      });
+    },
+  };
+
+  function ignore() {}
+
   function setUp(zone) {
     const form = zone.closest("form");
     const input = zone.querySelector("input[type=file]");
     const list = zone.querySelector("[data-picked]");
     const errorBox = zone.querySelector("[data-pick-error]");
     const picked = new DataTransfer();
+    // After a refusal, the files picked before it; saving waits until they are back.
+    const restored = form.hasAttribute("data-refused")
+      ? stash.load().then(function (saved) {
+        (saved ? saved.files : []).forEach(function (file) { picked.items.add(file); });
+        if (picked.files.length) render();
+      }).catch(ignore)
+      : Promise.resolve();
     // Images carried over from another edit (stored already): shown above, sent by reference.
     let carried = [];
     const carriedItems = Array.from(form.querySelectorAll("[data-carried]"));
@@ -67,6 +135,8 @@
 
     function render() {
       input.files = picked.files;
+      const pickedFiles = Array.from(picked.files);
+      restored.then(function () { return stash.save(pickedFiles); }).catch(ignore);
       list.replaceChildren();
       Array.from(picked.files).forEach(function (file, index) {
         const item = document.createElement("li");
@@ -189,6 +259,7 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    if (!document.querySelector("form[data-refused]")) stash.clear().catch(ignore);
     document.querySelectorAll("[data-dropzone]").forEach(setUp);
     document.querySelectorAll("#edit-form").forEach(preventDoubleSubmit);
   });
