@@ -74,6 +74,13 @@ def test_retries_are_bounded_then_the_edit_fails_in_plain_words(
     assert edit_requests(simulator) == 4
 
 
+def test_an_image_url_the_upstream_cannot_download_is_named_as_the_cause(alice, worker, simulator):
+    edit = run_to_the_end(create(alice, urls=[f"{simulator.url}/samples/no-such-image.png"]))
+    assert edit.status == Edit.Status.FAILED
+    assert "could not download one of the image URLs" in edit.error_message
+    assert edit_requests(simulator) == 4  # a host may hiccup: retried like any 500
+
+
 def test_an_unreachable_upstream_is_retried_then_fails(alice, worker, settings):
     settings.OPENAI_BASE_URL = "http://127.0.0.1:9/openai"
     edit = run_to_the_end(create(alice))

@@ -152,6 +152,16 @@ class ServiceError(UpstreamError):
     default_message = "The image service had an internal error. Try again in a moment."
 
 
+class InputUnreachable(ServiceError):
+    """The upstream could not download an image URL it was given: a 500 "fetch failed".
+    Retried like any 500, since hosts hiccup, but said in words that point at the URL."""
+
+    default_message = (
+        "The image service could not download one of the image URLs. Check that each one "
+        "opens in a browser without logging in, then try again."
+    )
+
+
 class ServiceTimeout(UpstreamError):
     retryable = True
     default_message = "The image service took too long to answer."
@@ -255,6 +265,8 @@ def make_error(
     if cls is None and status is not None:
         cls = ERROR_STATUSES.get(status, ServiceError if status >= 500 else UpstreamError)
     cls = cls or UpstreamError
+    if cls is ServiceError and upstream_message.strip().lower() == "fetch failed":
+        cls = InputUnreachable
     message = ""
     if cls in _SHOWS_UPSTREAM_MESSAGE and upstream_message:
         message = f"The image service rejected the request: {upstream_message[:MAX_MESSAGE_CHARS]}"
