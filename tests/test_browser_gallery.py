@@ -95,9 +95,18 @@ def test_share_a_result_open_it_logged_out_then_revoke_it(page, browser, live_se
     expect(other.get_by_role("link", name="Log out")).to_have_count(0)
 
     page.reload()
-    expect(page.get_by_role("list", name="Share links")).to_contain_text("1 view")
+    links = page.get_by_role("list", name="Share links")
+    expect(links).to_contain_text(f"Link …{url.rstrip('/')[-4:]}, made")  # told apart by its end
+    expect(links).to_contain_text("1 view")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
     page.get_by_role("button", name="Revoke").click()
-    expect(page.get_by_role("list", name="Share links")).to_contain_text("Revoked")
+    expect(links).to_contain_text("Active")  # changed their mind
+    assert asked == [f"Revoke the link ending in …{url.rstrip('/')[-4:]}? Whoever has it will "
+                     "no longer see this edit."]  # fmt: skip
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revoke").click()
+    expect(links).to_contain_text("Revoked")
     assert other.goto(url).status == 404
     stranger.close()
 

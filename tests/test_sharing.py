@@ -45,6 +45,16 @@ def test_a_link_is_unguessable_and_only_its_hash_is_kept(owner, finished):
     assert len(token) >= 43  # 256 bits in URL-safe base64
     link = ShareLink.objects.get()
     assert link.token_hash == ShareLink.hash(token) and token not in link.token_hash
+    assert link.token_end == token[-4:]  # enough to tell links apart, nothing to open one
+
+
+def test_the_next_link_starts_with_the_same_choices(owner, finished):
+    response = owner.post(reverse("edit-share", args=[finished.pk]),
+                          {"include_inputs": "on", "expires_in_days": "7"},
+                          headers={"HX-Request": "true"})  # fmt: skip
+    section = response.content.decode()
+    assert '<input type="checkbox" name="include_inputs" checked>' in section
+    assert '<option value="7" selected>7 days</option>' in section
 
 
 def test_anyone_with_the_link_sees_the_results_read_only(owner, finished, alice):

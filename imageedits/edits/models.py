@@ -442,6 +442,8 @@ class ShareLink(models.Model):
 
     edit = models.ForeignKey(Edit, on_delete=models.CASCADE, related_name="share_links")
     token_hash = models.CharField(max_length=64, unique=True)
+    # The token's last characters, so its owner can tell links apart; 24 of 256 bits, harmless.
+    token_end = models.CharField(max_length=4, blank=True)
     include_inputs = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)

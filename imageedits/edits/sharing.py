@@ -22,6 +22,7 @@ def create(edit: Edit, include_inputs: bool, expires_in_days: int | None) -> tup
     link = ShareLink.objects.create(
         edit=edit,
         token_hash=ShareLink.hash(token),
+        token_end=token[-4:],
         include_inputs=include_inputs,
         expires_at=expires_at,
     )

@@ -334,7 +334,12 @@ def _share_section(request: HttpRequest, edit: Edit, new_url: str = "") -> HttpR
         if new_url:
             messages.success(request, f"Share link made (shown only now): {new_url}")
         return redirect(edit)
-    context = {"edit": edit, "new_url": new_url, "expiry_choices": sharing.EXPIRY_CHOICES}
+    context = {
+        "edit": edit,
+        "new_url": new_url,
+        "expiry_choices": sharing.EXPIRY_CHOICES,
+        "chosen": request.POST,  # the next link starts with the same choices
+    }
     return render(request, "edits/detail.html#share", context)
 
 
