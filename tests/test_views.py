@@ -131,6 +131,15 @@ def test_bad_input_gets_a_specific_message(client, alice, overrides, message):
     assert Edit.objects.count() == 0
 
 
+def test_every_bad_image_url_is_named_at_once(client, alice):
+    client.force_login(alice)
+    urls = "ftp://example.com/a.png\nhttp://127.0.0.1/b.png\nnot a url"
+    page = post_edit(client, images=[], image_urls=urls).content.decode()
+    assert "“ftp://example.com/a.png” must start with http:// or https://." in page
+    assert "“http://127.0.0.1/b.png” cannot be used" in page
+    assert "“not a url” is not a valid web address." in page
+
+
 def test_the_form_needs_a_csrf_token(alice):
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(alice)

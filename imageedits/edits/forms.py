@@ -126,6 +126,21 @@ def starting_values(query, owner) -> dict:
     }
 
 
+def _url_problem(url: str) -> str | None:
+    """Why an image URL cannot be used, or None."""
+    try:
+        forms.URLField(max_length=2000).clean(url)
+    except forms.ValidationError:
+        return f"“{url[:80]}” is not a valid web address."
+    if urlsplit(url).scheme not in ("http", "https"):
+        return f"“{url[:80]}” must start with http:// or https://."
+    try:
+        fetch.checked_address(url)
+    except fetch.FetchRefused as error:
+        return f"“{url[:80]}” cannot be used: {error}"
+    return None
+
+
 class EditForm(forms.Form):
     images = MultipleImageField(label="Images", required=False)
     image_urls = forms.CharField(
@@ -296,18 +311,9 @@ class EditForm(forms.Form):
     def clean_image_urls(self) -> list[str]:
         lines = self.cleaned_data["image_urls"].splitlines()
         urls = [line.strip() for line in lines if line.strip()]
-        validate = forms.URLField(max_length=2000).clean
-        for url in urls:
-            try:
-                validate(url)
-            except forms.ValidationError as error:
-                raise forms.ValidationError(f"“{url[:80]}” is not a valid web address.") from error
-            if urlsplit(url).scheme not in ("http", "https"):
-                raise forms.ValidationError(f"“{url[:80]}” must start with http:// or https://.")
-            try:
-                fetch.checked_address(url)
-            except fetch.FetchRefused as error:
-                raise forms.ValidationError(f"“{url[:80]}” cannot be used: {error}") from error
+        problems = [problem for url in urls if (problem := _url_problem(url))]
+        if problems:  # all of them at once, not one per submission
+            raise forms.ValidationError(problems)
         return urls
 
     def clean(self):
