@@ -39,9 +39,7 @@ def size_select(page):
 
 
 def wait_for_fields(page):
-    """Wait until htmx has swapped in the model's fields and wired them up. htmx attaches the
-    new fields' triggers only when it settles (20 ms after the swap): a value typed before
-    that would go unnoticed, which no person types fast enough to hit but a test does."""
+    """Wait until htmx has swapped in the model's fields and is done with the request."""
     busy = ".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added"
     page.wait_for_function("busy => !document.querySelector(busy)", arg=busy)
 
@@ -181,6 +179,24 @@ def test_a_custom_size_is_judged_while_typing_and_a_good_one_is_stored(page, ali
     edit = Edit.objects.get()
     assert edit.size == "1600x1200"
     expect(page.get_by_text("1600x1200", exact=True)).to_be_visible()
+
+
+def test_dall_e_2_refuses_a_non_square_image_as_it_is_picked(page, alice):
+    log_in(page)
+    with page.expect_response("**/edits/new/params/**"):
+        page.get_by_label("Model").select_option("dall-e-2")
+    wait_for_fields(page)
+    page.get_by_label("Images").set_input_files(
+        {"name": "wide.png", "mimeType": "image/png", "buffer": make_png(80, 60)}
+    )
+    expect(page.get_by_role("alert")).to_have_text(
+        "dall-e-2 needs square images; “wide.png” is 80x60."
+    )
+    expect(page.get_by_role("list", name="Preview strip").get_by_role("listitem")).to_have_count(0)
+    page.get_by_label("Images").set_input_files(
+        {"name": "square.png", "mimeType": "image/png", "buffer": make_png(64, 64)}
+    )
+    expect(page.get_by_role("list", name="Preview strip")).to_contain_text("square.png")
 
 
 def test_two_dropped_and_one_pasted_image_build_a_preview_strip(page, alice):

@@ -15,6 +15,7 @@
       model: params ? params.dataset.model : "",
       maxInputs: params ? Number(params.dataset.maxInputs) : 16,
       maxBytes: params ? Number(params.dataset.maxInputBytes) : 50 * 1024 * 1024,
+      squareOnly: params ? params.dataset.squareInputs === "true" : false,
     };
   }
 
@@ -22,14 +23,14 @@
     return (bytes / 1024 / 1024).toFixed(1).replace(/\.0$/, "") + " MB";
   }
 
-  function pixelCount(file) {
+  function dimensions(file) {
     return createImageBitmap(file).then(
       function (bitmap) {
-        const count = bitmap.width * bitmap.height;
+        const size = { width: bitmap.width, height: bitmap.height };
         bitmap.close();
-        return count;
+        return size;
       },
-      function () { return -1; } // not decodable
+      function () { return null; } // not decodable
     );
   }
 
@@ -189,11 +190,14 @@
           problems.push("“" + name + "” is " + megabytes(file.size) + "; " + rules.model +
             " takes images of at most " + megabytes(rules.maxBytes) + ".");
         } else {
-          const pixels = await pixelCount(file);
-          if (pixels < 0) {
+          const size = await dimensions(file);
+          if (!size) {
             problems.push("“" + name + "” cannot be read as an image.");
-          } else if (pixels > MAX_PIXELS) {
+          } else if (size.width * size.height > MAX_PIXELS) {
             problems.push("“" + name + "” has more than 64 megapixels.");
+          } else if (rules.squareOnly && size.width !== size.height) {
+            problems.push(rules.model + " needs square images; “" + name + "” is " +
+              size.width + "x" + size.height + ".");
           } else {
             picked.items.add(new File([file], name, { type: file.type }));
           }
