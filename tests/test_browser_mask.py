@@ -3,6 +3,7 @@ the size of that image, transparent where painted and opaque elsewhere."""
 
 import base64
 import io
+import re
 
 import pytest
 from PIL import Image
@@ -135,3 +136,36 @@ def test_undo_clear_and_eraser(page, alice):
     assert alpha(mask, 150, 100) == 255  # erased
     assert alpha(mask, 40, 100) == 0  # still painted, away from the eraser
     assert alpha(mask, 260, 100) == 0
+
+
+def test_reuse_settings_brings_the_mask_back_into_the_painter(page, alice):
+    from imageedits.edits import images, services
+    from imageedits.edits.models import Edit
+
+    mask = Image.new("RGBA", (WIDTH, HEIGHT), (255, 255, 255, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, 100, 200))  # the left third is to be edited
+    buffer = io.BytesIO()
+    mask.save(buffer, "PNG")
+    past = services.create_edit(alice, services.NewEdit(
+        "replace the left side", "gpt-image-2", "", [images.reencode(make_png(WIDTH, HEIGHT))],
+        [], mask=images.mask_for(buffer.getvalue(), (WIDTH, HEIGHT)), keep_unmasked=True,
+    ))  # fmt: skip
+
+    log_in(page)
+    page.goto(f"/edits/new/?reuse={past.pk}")
+    expect(mask_editor(page)).to_be_visible()
+    expect(page.get_by_label("Keep everything outside the mask exactly")).to_be_checked()
+    expect_mask_files(page, 1)
+    reused = read_mask(page)
+    assert reused.size == (WIDTH, HEIGHT)
+    assert (alpha(reused, 50, 100), alpha(reused, 99, 10), alpha(reused, 150, 100)) == (0, 0, 255)
+
+    stroke(page, (250, 20), (250, 180))  # and paint a little more
+    page.get_by_role("button", name="Submit edit").click()
+    expect(page).to_have_url(re.compile(r"/edits/\d+/$"))
+    again = Edit.objects.exclude(pk=past.pk).get()
+    assert again.keep_unmasked
+    with again.mask.open("rb") as stored:
+        stored_mask = Image.open(stored).convert("RGBA")
+    assert (alpha(stored_mask, 50, 100), alpha(stored_mask, 150, 100)) == (0, 255)
+    assert alpha(stored_mask, 250, 100) == 0

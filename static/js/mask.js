@@ -31,6 +31,8 @@
     let stroke = null; // the step being drawn while a pointer is down
     let hover = null; // pointer position in image pixels, for the brush outline
     let exportRun = 0;
+    // "Reuse settings" of a masked edit: its mask, painted in once over the first image.
+    let initialMask = fieldset.dataset.initialMask || null;
 
     function takesMask() {
       const params = document.getElementById("model-params");
@@ -89,7 +91,35 @@
       if (key !== imageKey) return; // another file was chosen meanwhile
       image = bitmap;
       if (image) resetMask();
+      if (image && initialMask) {
+        const url = initialMask;
+        initialMask = null;
+        await paintFrom(url);
+        if (key !== imageKey) return;
+      }
       update();
+    }
+
+    // A stored mask (transparent where the model may edit) becomes paint in `base`.
+    async function paintFrom(url) {
+      let stored;
+      try {
+        stored = await createImageBitmap(await (await fetch(url)).blob());
+      } catch (error) {
+        return; // gone or unreadable: start unpainted
+      }
+      if (stored.width !== image.width || stored.height !== image.height) return;
+      const ctx = base.getContext("2d");
+      ctx.drawImage(stored, 0, 0);
+      const pixels = ctx.getImageData(0, 0, base.width, base.height);
+      const data = pixels.data;
+      for (let i = 0; i < data.length; i += 4) {
+        const painted = data[i + 3] < 128;
+        data[i] = 255; data[i + 1] = 0; data[i + 2] = 204; // PAINT
+        data[i + 3] = painted ? 255 : 0;
+      }
+      ctx.putImageData(pixels, 0, 0);
+      redraw();
     }
 
     // The visible canvas fits the stage's width (and most of the window's height), keeping the
