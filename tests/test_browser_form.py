@@ -143,6 +143,12 @@ def test_the_cost_follows_model_and_results_and_is_recorded(page, alice, setting
     page.get_by_label("Model").select_option("nano-banana-pro")
     expect(cost).to_have_text("Cost: 1 × 0.35 = 0.35 credits")
     wait_for_fields(page)
+    results = page.get_by_label("How many results")
+    results.fill("11")
+    results.press("Tab")
+    expect(page.get_by_role("alert")).to_have_text("How many results: choose from 1 to 10.")
+    expect(results).to_have_value("11")  # what was typed stays, beside what is wrong with it
+    wait_for_fields(page)
     ask_for_results(page, 3)
     expect(cost).to_have_text("Cost: 3 × 0.35 = 1.05 credits")
     assert page.evaluate("window.notReloaded") is True

@@ -207,6 +207,8 @@ class EditForm(forms.Form):
     def model_context(self) -> dict:
         model = self.image_model
         candidates = self._raw_candidates()
+        typed = self._raw("candidates")
+        in_range = typed == "" or (typed.isdigit() and 1 <= int(typed) <= catalog.MAX_CANDIDATES)
         choices = size_choices(model)
         size_value = self._raw("size")
         if size_value not in _values(choices):  # e.g. the previous model's size
@@ -220,6 +222,10 @@ class EditForm(forms.Form):
             "custom_size": custom_size,
             "size_problem": catalog.size_error(model, custom_size) if custom_size else None,
             "candidates": candidates,
+            "candidates_typed": typed or candidates,
+            "candidates_problem": None
+            if in_range
+            else f"How many results: choose from 1 to {catalog.MAX_CANDIDATES}.",
             "max_candidates": catalog.MAX_CANDIDATES,
             "param_fields": [self[param.name] for param in model.params],
             "ignored": self._ignored(model),
