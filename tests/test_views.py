@@ -294,3 +294,13 @@ def test_an_unexpected_error_gets_a_page_of_its_own(rf):
     response = server_error(rf.get("/edits/"))  # rendered without the request's context
     assert response.status_code == 500
     assert "Something went wrong" in response.content.decode()
+
+
+def test_before_and_after_is_offered_only_for_an_edit_of_one_image(client, alice, alices_edit):
+    client.force_login(alice)
+    assert "data-compare-range" in client.get(alices_edit.get_absolute_url()).content.decode()
+    two = [images.reencode(make_png()), images.reencode(make_png(80, 60))]
+    combined = services.create_edit(alice, services.NewEdit("combine", "gpt-image-2", "", two, []))
+    services.run_edit(combined.pk)
+    page = client.get(combined.get_absolute_url()).content.decode()
+    assert "Edited image 1" in page and "data-compare-range" not in page

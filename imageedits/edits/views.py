@@ -125,7 +125,11 @@ def collection_create(request: HttpRequest) -> HttpResponse:
         return redirect("edit-list")
     collection, created = Collection.objects.get_or_create(owner=request.user, name=name)
     if created:
-        messages.success(request, f"Collection “{name}” made.")
+        messages.success(
+            request,
+            f"Collection “{name}” made. Tick edits and choose “Add to collection”, or pick it "
+            "when you start an edit.",
+        )
     return redirect(f"{reverse('edit-list')}?collection={collection.pk}")
 
 
@@ -382,6 +386,7 @@ def _request_bytes(request: HttpRequest) -> int:
 
 
 def _status_context(edit: Edit) -> dict:
+    inputs = list(edit.inputs.all()[:2])
     submissions = list(edit.submissions.prefetch_related("results"))
     reported: dict[str, str] = {}
     for submission in submissions:
@@ -400,7 +405,8 @@ def _status_context(edit: Edit) -> dict:
         "results_count": sum(len(s.results.all()) for s in submissions),
         "failed_count": sum(s.status == Submission.Status.FAILED for s in submissions),
         "attempts": settings.UPSTREAM_ATTEMPTS,
-        "original": edit.inputs.filter(position=0).exclude(file="").exists(),
+        # Before and after compares a result with its one input; several inputs have no "before".
+        "original": len(inputs) == 1 and bool(inputs[0].file),
         "parameter_rows": rows,
     }
 
