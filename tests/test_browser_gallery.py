@@ -47,6 +47,13 @@ def test_browse_filter_and_search_the_history(page, alice):
     expect(page.get_by_text("No edit matches these filters.")).to_be_visible()
     assert page.evaluate("window.notReloaded") is True
 
+    page.go_back()  # the list and the filter fields both go back to "blur"
+    expect(page).to_have_url(re.compile(r"q=blur"))
+    expect(page.get_by_label("Search instructions")).to_have_value("blur")
+    expect(page.get_by_role("list", name="Edits")).to_contain_text("blur the background")
+    expect(page.get_by_role("list", name="Edits").get_by_role("listitem")).to_have_count(1)
+
+    page.get_by_label("Search instructions").fill("zebra")
     page.get_by_role("link", name="Show all edits").click()
     page.get_by_role("link", name="make it sepia").click()
     expect(page.get_by_role("img", name="Edited image 1")).to_be_visible()
