@@ -294,7 +294,7 @@ def test_keeping_everything_outside_the_mask_keeps_the_original_pixels(
     submit(page, "invert the colours")
     expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=RESULT_TIMEOUT)
     expect(page.get_by_role("link", name="Download the model's own output")).to_be_visible()
-    expect(page.get_by_text("Everything outside the mask is kept exactly.")).to_be_visible()
+    expect(page.get_by_text("Everything outside it is kept exactly.")).to_be_visible()
 
     edit = Edit.objects.get()
     assert edit.keep_unmasked is True

@@ -108,7 +108,7 @@ def test_a_failure_in_the_task_record_fails_the_edit_when_the_callback_comes(
     assert response.status_code == 200
     edit.refresh_from_db()
     assert edit.status == Edit.Status.FAILED
-    assert "internal error" in edit.error_message
+    assert "could not download one of the image URLs" in edit.error_message
 
 
 def test_a_callback_with_a_wrong_secret_is_404_and_changes_nothing(db, client, alice):

@@ -237,7 +237,7 @@ def test_a_failed_task_record_worth_retrying_sends_the_request_again(alice, sett
     services.check_submission(submission.pk)
     submission.refresh_from_db()
     assert submission.status == Submission.Status.QUEUED  # sent again, not failed at once
-    assert "internal error" in submission.error_message
+    assert "could not download one of the image URLs" in submission.error_message
     assert tasks_named("retry_submission") == 1
 
 

@@ -304,3 +304,13 @@ def test_before_and_after_is_offered_only_for_an_edit_of_one_image(client, alice
     services.run_edit(combined.pk)
     page = client.get(combined.get_absolute_url()).content.decode()
     assert "Edited image 1" in page and "data-compare-range" not in page
+
+
+def test_no_template_syntax_leaks_into_pages(client, alice, alices_edit):
+    pages = [client.get(reverse("login"))]
+    client.force_login(alice)
+    for url in [reverse("edit-new"), reverse("edit-list"), alices_edit.get_absolute_url()]:
+        pages.append(client.get(url))
+    for page in pages:
+        text = page.content.decode()
+        assert "{#" not in text and "{%" not in text and "{{" not in text, page.request["PATH_INFO"]
