@@ -113,9 +113,9 @@ def test_a_broken_answer_fails_the_edit_with_its_own_message(
     alice, worker, simulator, stored_files, fault, urls, code, message
 ):
     urls = [f"{simulator.url}/samples/{name}.png" for name in urls]
+    simulator.inject(fault)  # before the edit exists: the worker may send it at once
     edit = create(alice, urls=urls)
     before = stored_files()
-    simulator.inject(fault)
     edit = run_to_the_end(edit)
     assert edit.status == Edit.Status.FAILED
     assert edit.error_code == code
