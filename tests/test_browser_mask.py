@@ -169,3 +169,24 @@ def test_reuse_settings_brings_the_mask_back_into_the_painter(page, alice):
         stored_mask = Image.open(stored).convert("RGBA")
     assert (alpha(stored_mask, 50, 100), alpha(stored_mask, 150, 100)) == (0, 255)
     assert alpha(stored_mask, 250, 100) == 0
+
+
+def test_a_painted_mask_survives_a_refused_form(page, alice):
+    from imageedits.edits.models import Edit
+
+    open_painter(page)
+    stroke(page, (30, 100), (270, 100))
+    expect_mask_files(page, 1)
+    page.get_by_role("button", name="Submit edit").click()  # no instruction: refused
+
+    expect(page.get_by_role("alert").first).to_be_visible()
+    expect(mask_editor(page)).to_be_visible()
+    expect_mask_files(page, 1)
+    mask = read_mask(page)
+    assert (alpha(mask, 150, 100), alpha(mask, 150, 10)) == (0, 255)
+
+    page.get_by_label("Instruction").fill("make the stripe blue")
+    page.get_by_role("button", name="Submit edit").click()
+    expect(page).to_have_url(re.compile(r"/edits/\d+/$"))
+    with Edit.objects.get().mask.open("rb") as stored:
+        assert alpha(Image.open(stored).convert("RGBA"), 150, 100) == 0

@@ -35,8 +35,8 @@
   }
 
   // A refused submission comes back as a new page, and a page cannot fill a file input again,
-  // so the picked files wait in this tab's IndexedDB until the form is accepted or left.
-  // Best effort: where IndexedDB is unavailable the person picks them again.
+  // so the picked files (and the painted mask, saved by mask.js) wait in this tab's IndexedDB
+  // until the form is accepted or left. Best effort: without IndexedDB, pick them again.
   const STASH_KEPT_MS = 24 * 60 * 60 * 1000; // entries of tabs closed after a refusal
 
   function tabKey() {
@@ -71,12 +71,21 @@
     });
   }
 
+  function saveInStash(changes) {
+    return inStash("readwrite", function (store) {
+      const key = tabKey();
+      const reading = store.get(key);
+      reading.onsuccess = function () {
+        const saved = Object.assign({ files: [], mask: null }, reading.result, changes);
+        store.put(Object.assign(saved, { savedAt: Date.now() }), key);
+      };
+      return reading;
+    });
+  }
+
   const stash = {
-    save: function (files) {
-      return inStash("readwrite", function (store) {
-        return store.put({ files: files, savedAt: Date.now() }, tabKey());
-      });
-    },
+    save: function (files) { return saveInStash({ files: files }); },
+    saveMask: function (mask) { return saveInStash({ mask: mask }); },
     load: function () {
       return inStash("readonly", function (store) { return store.get(tabKey()); });
     },
@@ -94,6 +103,7 @@
   };
 
   function ignore() {}
+  window.pickedImagesStash = stash; // for mask.js
 
   function setUp(zone) {
     const form = zone.closest("form");

@@ -31,8 +31,21 @@
     let stroke = null; // the step being drawn while a pointer is down
     let hover = null; // pointer position in image pixels, for the brush outline
     let exportRun = 0;
-    // "Reuse settings" of a masked edit: its mask, painted in once over the first image.
-    let initialMask = fieldset.dataset.initialMask || null;
+    // A mask to paint in once over the first image: the reused edit's ("Reuse settings"), or
+    // the one painted before the server refused the form (kept by app.js for this tab).
+    const stash = window.pickedImagesStash;
+    let initialMask = null;
+    if (fieldset.dataset.initialMask) {
+      initialMask = Promise.resolve(fieldset.dataset.initialMask);
+    } else if (form.hasAttribute("data-refused") && stash) {
+      initialMask = stash.load().then(function (saved) {
+        return saved ? saved.mask : null;
+      }).catch(function () { return null; });
+    }
+
+    function remember(file) {
+      if (stash) stash.saveMask(file).catch(function () {});
+    }
 
     function takesMask() {
       const params = document.getElementById("model-params");
@@ -92,19 +105,22 @@
       image = bitmap;
       if (image) resetMask();
       if (image && initialMask) {
-        const url = initialMask;
+        const pending = initialMask;
         initialMask = null;
-        await paintFrom(url);
+        const source = await pending;
+        if (source && key === imageKey) await paintFrom(source);
         if (key !== imageKey) return;
       }
       update();
     }
 
-    // A stored mask (transparent where the model may edit) becomes paint in `base`.
-    async function paintFrom(url) {
+    // A stored mask (transparent where the model may edit), by URL or as a Blob, becomes paint
+    // in `base`.
+    async function paintFrom(source) {
       let stored;
       try {
-        stored = await createImageBitmap(await (await fetch(url)).blob());
+        const blob = typeof source === "string" ? await (await fetch(source)).blob() : source;
+        stored = await createImageBitmap(blob);
       } catch (error) {
         return; // gone or unreadable: start unpainted
       }
@@ -232,12 +248,17 @@
         data[i] = data[i + 1] = data[i + 2] = 255;
         data[i + 3] = isPainted ? 0 : 255;
       }
-      if (!painted) return setMaskFile(null); // nothing painted: send no mask at all
+      if (!painted) { // nothing painted: send no mask at all
+        setMaskFile(null);
+        return remember(null);
+      }
       const out = newCanvas(mask.width, mask.height);
       out.getContext("2d").putImageData(pixels, 0, 0);
       out.toBlob(function (blob) {
         if (run !== exportRun || !blob) return; // a newer export (or a hide) won
-        setMaskFile(new File([blob], "mask.png", { type: "image/png" }));
+        const file = new File([blob], "mask.png", { type: "image/png" });
+        setMaskFile(file);
+        remember(file);
       }, "image/png");
     }
 
