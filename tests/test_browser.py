@@ -118,7 +118,12 @@ def test_picked_images_are_still_there_after_the_server_refuses_the_form(page, a
         {"name": "second.png", "mimeType": "image/png", "buffer": make_png(80, 60)},
     ])  # fmt: skip
     page.get_by_role("button", name="Submit edit").click()  # no instruction
-    expect(page.get_by_role("alert").first).to_contain_text("This field is required.")
+    summary = page.get_by_role("alert").first
+    expect(summary).to_contain_text("The edit was not submitted. Fix this first:")
+    expect(summary).to_contain_text("Instruction: This field is required.")
+    expect(summary).to_be_focused()  # said at the top, where the person is looking
+    summary.get_by_role("link", name="Instruction").click()
+    expect(page.get_by_label("Instruction")).to_be_focused()
     strip = page.get_by_role("list", name="Preview strip")
     expect(strip.get_by_role("listitem")).to_have_count(2)
     expect(strip).to_contain_text("first.png")

@@ -94,7 +94,9 @@ def test_a_size_the_rule_rejects_is_refused_with_its_reason(client, alice, store
     assert response.status_code == 400
     assert "multiples of 16 (1000 is not)" in response.content.decode()
     custom = post_edit(client, size="custom", custom_size="1000x1024").content.decode()
-    assert custom.count("multiples of 16 (1000 is not)") == 1  # under the field, once
+    # Once in the summary at the top of the form, once under the field: not twice under it.
+    assert custom.count("multiples of 16 (1000 is not)") == 2
+    assert '<li><a href="#id_custom_size">Custom size</a>: Width and height' in custom
     assert Edit.objects.count() == 0
     assert stored_files() == []
 

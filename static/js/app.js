@@ -274,6 +274,9 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     if (!document.querySelector("form[data-refused]")) stash.clear().catch(ignore);
+    // A refused form says so where the person is looking: at its top, focused.
+    const problems = document.querySelector("[data-focus-on-load]");
+    if (problems) problems.focus();
     document.querySelectorAll("[data-dropzone]").forEach(setUp);
     document.querySelectorAll("#edit-form").forEach(preventDoubleSubmit);
   });
