@@ -113,6 +113,8 @@ def test_a_bad_custom_size_is_refused_before_and_on_submit(page, alice):
 
 def test_picked_images_are_still_there_after_the_server_refuses_the_form(page, alice):
     log_in(page)
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.get_by_label("Images").set_input_files([
         {"name": "first.png", "mimeType": "image/png", "buffer": make_png(64, 48)},
         {"name": "second.png", "mimeType": "image/png", "buffer": make_png(80, 60)},

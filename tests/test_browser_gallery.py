@@ -85,7 +85,7 @@ def test_share_a_result_open_it_logged_out_then_revoke_it(page, browser, live_se
     page.goto(edit.get_absolute_url())
     page.get_by_role("button", name="Create share link").click()
     field = page.get_by_label("New share link")
-    expect(field).to_be_visible()
+    expect(field).to_be_focused()  # ready to copy, also from the keyboard
     url = field.input_value()
     assert url.startswith(f"{live_server.url}/s/")
     page.get_by_role("button", name="Copy link").click()
@@ -176,6 +176,7 @@ def test_star_an_edit_and_find_it_in_a_collection(page, alice):
     expect(page.get_by_role("button", name=f"Star edit {keep.pk}")).to_have_attribute(
         "aria-pressed", "true"
     )
+    expect(page.get_by_role("button", name=f"Star edit {keep.pk}")).to_be_focused()
     page.get_by_label("Starred only").check()
     grid = page.get_by_role("list", name="Edits")
     expect(grid.get_by_role("listitem")).to_have_count(1)

@@ -46,7 +46,7 @@ def test_star_an_edit_and_filter_by_stars(logged_in, alice):
 def test_collections_hold_edits_and_can_be_picked_before_submitting(logged_in, alice):
     response = logged_in.post(reverse("collection-new"), {"name": "Spring campaign"})
     board = Collection.objects.get(owner=alice, name="Spring campaign")
-    assert response.url.endswith(f"?collection={board.pk}")
+    assert response.url == reverse("edit-list")  # back to the edits to file into it
     image = make_png()
     from django.core.files.uploadedfile import SimpleUploadedFile
 

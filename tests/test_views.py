@@ -1,5 +1,7 @@
 """The edit form, the edit page and its status fragment, the image files, and who may see what."""
 
+import re
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -316,3 +318,9 @@ def test_no_template_syntax_leaks_into_pages(client, alice, alices_edit):
     for page in pages:
         text = page.content.decode()
         assert "{#" not in text and "{%" not in text and "{{" not in text, page.request["PATH_INFO"]
+
+
+def test_recent_edits_say_how_long_ago_in_words(client, alice, alices_edit):
+    client.force_login(alice)
+    page = client.get(reverse("edit-new")).content.decode()
+    assert re.search(r"gpt-image-2 · (now|\d+ seconds? ago)</span>", page), "not '0 minutes ago'"

@@ -130,7 +130,7 @@ def collection_create(request: HttpRequest) -> HttpResponse:
             f"Collection “{name}” made. Tick edits and choose “Add to collection”, or pick it "
             "when you start an edit.",
         )
-    return redirect(f"{reverse('edit-list')}?collection={collection.pk}")
+    return redirect("edit-list")  # where the edits to tick are
 
 
 @login_required
