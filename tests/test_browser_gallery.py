@@ -38,8 +38,13 @@ def test_browse_filter_and_search_the_history(page, alice):
 
     page.get_by_label("Model").select_option("")
     expect(page.get_by_role("list", name="Edits").get_by_role("listitem")).to_have_count(3)
+    pages_back = page.evaluate("history.length")
     page.get_by_label("Search instructions").fill("blur")
     expect(page).to_have_url(re.compile(r"q=blur"))  # the filtered view has its own address
+    page.get_by_label("Search instructions").press("Tab")
+    expect(page.get_by_label("Search instructions")).not_to_be_focused()
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("history.length") == pages_back + 1  # one Back undoes one search
     expect(page.get_by_role("list", name="Edits").get_by_role("listitem")).to_have_count(1)
     expect(page.get_by_role("list", name="Edits")).to_contain_text("blur the background")
 

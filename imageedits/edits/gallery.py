@@ -10,7 +10,12 @@ PAGE_SIZE = 24
 
 
 class GalleryFilter(forms.Form):
-    q = forms.CharField(label="Search instructions", required=False, max_length=200)
+    q = forms.CharField(
+        label="Search instructions",
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"type": "search", "data-search-as-you-type": ""}),
+    )
     model = forms.ChoiceField(
         label="Model",
         required=False,

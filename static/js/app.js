@@ -273,6 +273,11 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    // A search field asks as you type; its change event on leaving would ask again, adding the
+    // same address to the history a second time.
+    document.querySelectorAll("[data-search-as-you-type]").forEach(function (field) {
+      field.addEventListener("change", function (event) { event.stopPropagation(); });
+    });
     if (!document.querySelector("form[data-refused]")) stash.clear().catch(ignore);
     // A refused form says so where the person is looking: at its top, focused.
     const problems = document.querySelector("[data-focus-on-load]");
