@@ -41,6 +41,10 @@ def test_upload_a_png_submit_and_see_the_edited_image_without_a_reload(
     result = page.get_by_role("img", name="Edited image 1")
     expect(result).to_be_visible(timeout=20_000)
     expect(page.get_by_text(re.compile(r"Done in [\d.]+ s"))).to_be_visible()
+    # Read out by screen readers from a live region that stayed in place across the polls.
+    expect(page.get_by_role("status").filter(has_text="The edit is done")).to_have_text(
+        "The edit is done: 1 result."
+    )
     assert page.evaluate("window.notReloaded") is True
     assert result.evaluate("image => image.decode().then(() => image.naturalWidth)") == 1024
 
