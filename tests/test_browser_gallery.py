@@ -34,6 +34,7 @@ def test_browse_filter_and_search_the_history(page, alice):
 
     page.get_by_label("Model").select_option("nano-banana")
     expect(grid.get_by_role("listitem")).to_have_count(1)
+    expect(page.get_by_role("status")).to_have_text("1 edit matches.")  # read out
     expect(grid).to_contain_text("mirror the photo")
 
     page.get_by_label("Model").select_option("")
