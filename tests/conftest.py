@@ -84,6 +84,13 @@ def bob(django_user_model):
 
 
 @pytest.fixture
+def logged_in(client, alice):
+    """The test client, logged in as alice."""
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
 def stored_files(settings):
     """Every file under MEDIA_ROOT, relative paths, to check nothing is left behind."""
 

@@ -26,12 +26,6 @@ def post(client, **fields):
     return client.post(reverse("edit-new"), data)
 
 
-@pytest.fixture
-def logged_in(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def png_claiming_size(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims a huge size: a decompression bomb's signature."""
     raw = make_png(1, 1)

@@ -27,12 +27,6 @@ def cards(client, **query) -> list[int]:
     return [int(part.split('"', 1)[0]) for part in page.split('id="card-')[1:]]
 
 
-@pytest.fixture
-def logged_in(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def test_star_an_edit_and_filter_by_stars(logged_in, alice):
     one, two = finished(alice, "one"), finished(alice, "two")
     response = logged_in.post(reverse("edit-star", args=[one.pk]), headers={"HX-Request": "true"})

@@ -28,12 +28,6 @@ def cards(client, **query) -> list[str]:
     return [part.split('"', 1)[0] for part in page.split('id="card-')[1:]]
 
 
-@pytest.fixture
-def logged_in(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def test_the_gallery_shows_my_edits_newest_first(logged_in, alice, bob):
     old = edit_for(alice, "old one", days=3)
     new = edit_for(alice, "new one")

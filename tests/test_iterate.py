@@ -20,12 +20,6 @@ def finished(owner, prompt="make it sepia", parent=None, **kwargs) -> Edit:
     return Edit.objects.get(pk=edit.pk)
 
 
-@pytest.fixture
-def logged_in(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def submit(client, **fields):
     data = {"prompt": "now blur it", "model": "gpt-image-2", "size": "auto"}
     data.update(fields)

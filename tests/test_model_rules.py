@@ -38,12 +38,6 @@ def post(client, **fields):
     return client.post(reverse("edit-new"), data)
 
 
-@pytest.fixture
-def logged_in(client, alice):
-    client.force_login(alice)
-    return client
-
-
 # --- Parameters -------------------------------------------------------------------------------
 
 
