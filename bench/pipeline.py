@@ -31,8 +31,9 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
+from django_tasks_db.management.commands.db_worker import Worker  # noqa: E402
 
-from imageedits.edits import images, services, upstream  # noqa: E402
+from imageedits.edits import images, pipeline, services, upstream  # noqa: E402
 from imageedits.edits.models import Edit  # noqa: E402
 from imageedits.simulator import SimulatorServer  # noqa: E402
 from tests.conftest import make_png  # noqa: E402
@@ -87,6 +88,12 @@ def main() -> None:
         [upstream.InputFile("photo.png", photo, "image/png")],
     )  # fmt: skip
 
+    # django-tasks-db's own worker, in this process, until the queue is empty.
+    worker = Worker(
+        queue_names=["default"], interval=0, batch=True, backend_name="default",
+        startup_delay=False, max_tasks=None, worker_id="bench", excluded_queue_names=[],
+    )  # fmt: skip
+
     def bare_upstream() -> None:
         answer = upstream.submit(request)
         upstream.result_bytes(answer.images[0])
@@ -95,8 +102,8 @@ def main() -> None:
         new = services.NewEdit(
             "make it grayscale", "gpt-image-2", "1024x1024", [images.reencode(photo)], []
         )
-        edit = services.create_edit(owner, new)
-        services.run_edit(edit.pk)
+        edit = services.create_edit(owner, new)  # queues start_edit on commit
+        worker.run()  # start_edit, then run_submission, through the queue
         assert Edit.objects.get(pk=edit.pk).status == Edit.Status.SUCCEEDED
 
     bare_upstream(), full_pipeline()  # warm up connections and imports
@@ -120,7 +127,7 @@ def main() -> None:
     edit.mark_running()
     submission = edit.submissions.get()
     submission.mark_running()
-    finish_peak = peak_rss_increase(lambda: services.finish(submission, big))
+    finish_peak = peak_rss_increase(lambda: pipeline.finish(submission, big))
     assert edit.results.count() == 1
 
     mb = 1024 * 1024

@@ -105,10 +105,20 @@ TASKS = {
         "QUEUES": ["default"],
     }
 }
+# Worker processes per machine (`make run`, `make serve`). Without callbacks each one waits on
+# one upstream request at a time (30-120 s); with callbacks it is free as soon as it has sent.
+WORKER_PROCESSES = envint("WORKER_PROCESSES", 2)
 if TASKS["default"]["BACKEND"] == "django_tasks_rq.RQBackend":
-    # Workers: `manage.py rqworker --job-class django_tasks_rq.Job --with-scheduler`.
+    # Workers: `manage.py rqworker-pool --job-class django_tasks_rq.Job --num-workers N`.
     INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
-    RQ_QUEUES = {"default": {"URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")}}
+    RQ_QUEUES = {
+        "default": {
+            "URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            # RQ kills a job that runs longer (its own default, 180 s, is shorter than one
+            # upstream wait); the system check imageedits.E001 keeps it above the longest step.
+            "DEFAULT_TIMEOUT": envint("TASK_TIMEOUT", 600),
+        }
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -173,6 +183,8 @@ OPENAI_FLAVOUR = os.environ.get("OPENAI_FLAVOUR", "")
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")
 # Seconds to wait for a synchronous answer; edits take 30-120 s upstream.
 UPSTREAM_TIMEOUT = envint("UPSTREAM_TIMEOUT", 200)
+# Seconds to download all the result images of one answer from the upstream's URLs.
+RESULT_DOWNLOAD_TIMEOUT = envint("RESULT_DOWNLOAD_TIMEOUT", 120)
 # Failures worth retrying (rate limits, 5xx, timeouts, connection errors) are retried with
 # exponential backoff and jitter, honouring Retry-After, up to this many tries in all.
 UPSTREAM_ATTEMPTS = envint("UPSTREAM_ATTEMPTS", 4)
@@ -181,7 +193,9 @@ RETRY_MAX_DELAY = float(os.environ.get("RETRY_MAX_DELAY", 120))
 # The reaper (`manage.py reap`) takes a queued edit or request whose task has not run for this
 # many seconds to have lost its task, and queues it again.
 REAP_STALE_AFTER = envint("REAP_STALE_AFTER", 300)
-# A request's lease: UPSTREAM_TIMEOUT plus this many seconds to store its results.
+# A request's lease, the longest one step of the pipeline can take: UPSTREAM_TIMEOUT, plus
+# RESULT_DOWNLOAD_TIMEOUT, plus this many seconds to store the results. Past it, the worker is
+# taken to have died and the reaper sends the request again.
 LEASE_MARGIN = envint("LEASE_MARGIN", 60)
 # After this many seconds without a callback, ask the task query endpoint; give up after the
 # second number.

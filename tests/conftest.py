@@ -124,6 +124,42 @@ def worker(transactional_db):
     thread.join(timeout=10)
 
 
+def run_tasks() -> int:
+    """Run every task that is due, in this thread, one after another as a worker would, until
+    none is left (tasks deferred to later stay queued). Returns how many ran."""
+    from django_tasks_db.management.commands.db_worker import Worker
+    from django_tasks_db.models import DBTaskResult
+
+    runner = Worker(
+        queue_names=["default"], interval=0, batch=True, backend_name="default",
+        startup_delay=False, max_tasks=None, worker_id="test-runner", excluded_queue_names=[],
+    )  # fmt: skip
+    ran = 0
+    while row := DBTaskResult.objects.ready().filter(backend_name="default").first():
+        row.claim(runner.worker_id)
+        runner.run_task(row)
+        ran += 1
+    return ran
+
+
+def run_edit(edit) -> None:
+    """Start the edit and run its tasks until only deferred ones (retries, checks) are left."""
+    from imageedits.edits import pipeline
+
+    pipeline.start_edit.enqueue(edit.pk)
+    run_tasks()
+
+
+def queued(task_name: str) -> list:
+    """The tasks of this name (start_edit, run_submission, check_submission) not yet run."""
+    from django_tasks_db.models import DBTaskResult
+
+    rows = DBTaskResult.objects.filter(
+        task_path=f"imageedits.edits.pipeline.{task_name}", status="READY"
+    )
+    return list(rows)
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright

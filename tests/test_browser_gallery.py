@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from imageedits.edits import images, services
 from imageedits.edits.models import Edit
 
-from .conftest import log_in, make_png
+from .conftest import log_in, make_png, run_edit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def finished_edit(owner, prompt: str, model: str = "gpt-image-2") -> Edit:
     upload = images.reencode(make_png())
     edit = services.create_edit(owner, services.NewEdit(prompt, model, "", [upload], []))
-    services.run_edit(edit.pk)
+    run_edit(edit)
     return edit
 
 

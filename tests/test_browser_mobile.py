@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from imageedits.edits import images, services, sharing
 
-from .conftest import log_in, make_png
+from .conftest import log_in, make_png, run_edit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,7 +31,7 @@ def test_every_page_fits_a_phone_screen(phone, alice):
         alice,
         services.NewEdit(LONG_INSTRUCTION, "gpt-image-2", "1536x1024", [upload], [], candidates=2),
     )
-    services.run_edit(edit.pk)
+    run_edit(edit)
     _, token = sharing.create(edit, include_inputs=True, expires_in_days=None)
 
     log_in(phone)

@@ -1,5 +1,6 @@
-"""The callback path: the worker submits and returns, the simulator POSTs the result to the app
-over HTTP, and late or lost callbacks are caught up through the task query endpoint."""
+"""The callback path: the worker submits and returns, the simulator POSTs to the app over HTTP,
+the app answers at once and a worker reads the task record; late or lost callbacks are caught
+up through the task query endpoint."""
 
 import base64
 import hashlib
@@ -7,12 +8,11 @@ import time
 
 import pytest
 from django.urls import reverse
-from django_tasks_db.models import DBTaskResult
 
-from imageedits.edits import images, services
+from imageedits.edits import images, pipeline, services
 from imageedits.edits.models import Edit, Submission
 
-from .conftest import make_png, wait_for_task_record
+from .conftest import make_png, queued, run_edit, run_tasks, wait_for_task_record
 
 
 def create(owner, prompt="make it sepia") -> Edit:
@@ -72,7 +72,7 @@ def test_the_worker_submits_with_a_callback_and_the_callback_finishes_the_edit(
     simulator.config.latency = 0.5
     edit = create(alice)
 
-    services.run_edit(edit.pk)
+    run_edit(edit)
 
     edit.refresh_from_db()
     submission = first_request(edit)
@@ -83,9 +83,14 @@ def test_the_worker_submits_with_a_callback_and_the_callback_finishes_the_edit(
     secret = sent.rstrip("/").rsplit("/", 1)[1]
     # Only a hash of the secret is kept.
     assert submission.callback_secret_hash == hashlib.sha256(secret.encode()).hexdigest()
-    check = DBTaskResult.objects.get(task_path="imageedits.edits.tasks.check_submission")
+    (check,) = queued("check_submission")
     assert check.run_after is not None  # the late-callback check is scheduled
 
+    deadline = time.monotonic() + 10
+    while not Submission.objects.get(pk=submission.pk).callback_received_at:
+        assert time.monotonic() < deadline, "no callback came"
+        time.sleep(0.05)
+    run_tasks()  # the check the callback queued: read the task record, store the result
     edit = wait_until_finished(edit)
     assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
     assert edit.results.count() == 1
@@ -98,14 +103,15 @@ def test_a_failure_in_the_task_record_fails_the_edit_when_the_callback_comes(
     settings.UPSTREAM_ATTEMPTS = 1
     missing = f"{simulator.url}/files/no-such-image.png"  # the upstream's fetch fails
     edit = services.create_edit(alice, services.NewEdit("blur", "gpt-image-2", "", [], [missing]))
-    services.run_edit(edit.pk)
+    run_edit(edit)
     submission = first_request(edit)
     submission.set_callback_secret("right-secret")
     wait_for_task_record(submission)
 
     response = client.post(hook(submission, "right-secret"), {"task_id": submission.task_id},
                            "application/json")  # fmt: skip
-    assert response.status_code == 200
+    assert response.status_code == 202
+    run_tasks()
     edit.refresh_from_db()
     assert edit.status == Edit.Status.FAILED
     assert "could not download one of the image URLs" in edit.error_message
@@ -132,19 +138,21 @@ def test_a_second_callback_for_a_finished_edit_changes_nothing(
 ):
     callbacks_to("http://127.0.0.1:9")
     edit = create(alice)
-    services.run_edit(edit.pk)
+    run_edit(edit)
     submission = first_request(edit)
     submission.set_callback_secret("s3cret")
     wait_for_task_record(submission)
     url = hook(submission, "s3cret")
-    assert client.post(url, {"task_id": submission.task_id}, "application/json").status_code == 200
+    assert client.post(url, {"task_id": submission.task_id}, "application/json").status_code == 202
+    run_tasks()
     edit.refresh_from_db()
     assert edit.status == Edit.Status.SUCCEEDED
     finished_at, files = edit.finished_at, stored_files()
 
     failure = {"success": False, "error": {"code": "api_error", "message": "late"}}
-    assert client.post(url, failure, "application/json").status_code == 200
-    assert client.post(url, finished_payload(), "application/json").status_code == 200
+    assert client.post(url, failure, "application/json").status_code == 202
+    assert client.post(url, finished_payload(), "application/json").status_code == 202
+    assert run_tasks() == 0  # a finished request queues no check
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.SUCCEEDED
@@ -153,9 +161,64 @@ def test_a_second_callback_for_a_finished_edit_changes_nothing(
     assert stored_files() == files
 
 
-def test_a_callback_that_is_not_json_is_refused(db, client, alice):
-    url = hook(waiting_for_callback(alice, "s3cret"), "s3cret")
-    assert client.post(url, "not json", "application/json").status_code == 400
+@pytest.mark.parametrize(
+    "body",
+    ["not json", "[1, 2]", "null", "[" * 100_000 + "]" * 100_000, '{"a": ' * 50_000 + "1"],
+    ids=["not-json", "a-list", "null", "nested-too-deep", "unclosed"],
+)
+def test_a_malformed_callback_is_a_400_and_queues_nothing(db, client, alice, body):
+    submission = waiting_for_callback(alice, "s3cret")
+    response = client.post(hook(submission, "s3cret"), body, "application/json")
+    assert response.status_code == 400
+    assert "error" in response.json()
+    assert queued("check_submission") == []
+    assert Submission.objects.get(pk=submission.pk).callback_received_at is None
+
+
+def test_a_callback_larger_than_the_limit_is_refused(db, client, alice, settings, monkeypatch):
+    monkeypatch.setattr("imageedits.edits.views.MAX_CALLBACK_BYTES", 1000)
+    submission = waiting_for_callback(alice, "s3cret")
+    body = {"task_id": "x", "padding": "x" * 2000}
+    assert client.post(hook(submission, "s3cret"), body, "application/json").status_code == 413
+    assert queued("check_submission") == []
+
+
+def test_a_callback_is_answered_at_once_and_a_worker_downloads_the_result(
+    transactional_db, live_server, callbacks_to, alice, simulator, stored_files
+):
+    """The result is a 3840x2160 PNG behind a URL that the web process never touches: the
+    callback only queues the check; the worker then downloads and stores it."""
+    import httpx
+
+    callbacks_to("http://127.0.0.1:9")  # the simulator's own callback goes nowhere
+    new = services.NewEdit(
+        "sepia", "gpt-image-2", "3840x2160", [], [f"{simulator.url}/samples/landscape.png"]
+    )
+    edit = services.create_edit(alice, new)
+    run_edit(edit)
+    submission = first_request(edit)
+    submission.set_callback_secret("s3cret")
+    wait_for_task_record(submission)
+    downloads = len([r for r in simulator.received if r["path"].startswith("/files/")])
+    files = stored_files()
+
+    started = time.monotonic()
+    response = httpx.post(
+        live_server.url + hook(submission, "s3cret"), json={"task_id": submission.task_id}
+    )
+    took = time.monotonic() - started
+
+    assert response.status_code == 202
+    assert took < 0.5, f"the callback took {took:.2f} s"
+    assert stored_files() == files  # nothing downloaded or stored by the web process
+    assert Edit.objects.get(pk=edit.pk).status == Edit.Status.RUNNING
+    assert Submission.objects.get(pk=submission.pk).callback_received_at is not None
+    assert len([r for r in simulator.received if r["path"].startswith("/files/")]) == downloads
+
+    assert run_tasks() == 1  # the worker's check
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
+    assert (edit.results.get().width, edit.results.get().height) == (3840, 2160)
 
 
 def test_a_callback_needs_no_csrf_token(db, alice):
@@ -163,19 +226,19 @@ def test_a_callback_needs_no_csrf_token(db, alice):
 
     url = hook(waiting_for_callback(alice, "s3cret"), "s3cret")
     strict = Client(enforce_csrf_checks=True)
-    assert strict.post(url, finished_payload(), "application/json").status_code == 200
+    assert strict.post(url, finished_payload(), "application/json").status_code == 202
 
 
 def test_a_lost_callback_is_caught_up_through_the_task_query(db, callbacks_to, alice, simulator):
     callbacks_to("http://127.0.0.1:9")  # nothing listens there: the callback is lost
     edit = create(alice)
-    services.run_edit(edit.pk)
+    run_edit(edit)
     edit.refresh_from_db()
     assert edit.status == Edit.Status.RUNNING
     submission = first_request(edit)
 
     wait_for_task_record(submission)
-    services.check_submission(submission.pk)
+    pipeline.check_submission.call(submission.pk)
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
@@ -188,13 +251,12 @@ def test_a_check_while_the_upstream_still_works_checks_again_later(
     callbacks_to("http://127.0.0.1:9")
     simulator.config.latency = 5
     edit = create(alice)
-    services.run_edit(edit.pk)
-    services.check_submission(first_request(edit).pk)
+    run_edit(edit)
+    pipeline.check_submission.call(first_request(edit).pk)
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.RUNNING
-    checks = DBTaskResult.objects.filter(task_path="imageedits.edits.tasks.check_submission")
-    assert checks.count() == 2
+    assert len(queued("check_submission")) == 2
 
 
 def test_an_edit_whose_callback_never_comes_fails_in_the_end(
@@ -204,8 +266,8 @@ def test_an_edit_whose_callback_never_comes_fails_in_the_end(
     settings.CALLBACK_GIVE_UP_AFTER = 0
     simulator.config.latency = 5
     edit = create(alice)
-    services.run_edit(edit.pk)
-    services.check_submission(first_request(edit).pk)
+    run_edit(edit)
+    pipeline.check_submission.call(first_request(edit).pk)
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.FAILED
@@ -216,16 +278,15 @@ def test_an_edit_whose_callback_never_comes_fails_in_the_end(
 def test_a_check_that_breaks_unexpectedly_still_checks_again(db, callbacks_to, settings, alice):
     callbacks_to("http://127.0.0.1:9")
     edit = create(alice)
-    services.run_edit(edit.pk)
+    run_edit(edit)
     submission = first_request(edit)
     wait_for_task_record(submission)
     blocker = settings.MEDIA_ROOT / "not-a-directory"
     blocker.write_text("storage cannot write below a file")
     settings.MEDIA_ROOT = blocker  # storing the result now fails with an OSError
 
-    services.check_submission(submission.pk)
+    pipeline.check_submission.call(submission.pk)
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.RUNNING
-    checks = DBTaskResult.objects.filter(task_path="imageedits.edits.tasks.check_submission")
-    assert checks.count() == 2
+    assert len(queued("check_submission")) == 2

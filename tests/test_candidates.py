@@ -6,10 +6,10 @@ import base64
 import pytest
 from django.urls import reverse
 
-from imageedits.edits import images, services, upstream
+from imageedits.edits import images, pipeline, services, upstream
 from imageedits.edits.models import Edit
 
-from .conftest import make_png
+from .conftest import make_png, run_edit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,7 +26,7 @@ def edit_requests(simulator) -> list[dict]:
 
 def test_gpt_image_2_fans_out_to_one_request_per_candidate(alice, simulator):
     edit = create(alice, candidates=3)
-    services.run_edit(edit.pk)
+    run_edit(edit)
 
     sent = edit_requests(simulator)
     assert len(sent) == 3
@@ -40,7 +40,7 @@ def test_gpt_image_2_fans_out_to_one_request_per_candidate(alice, simulator):
 
 def test_dall_e_2_gets_one_request_with_n(alice, simulator):
     edit = create(alice, model="dall-e-2", candidates=3)
-    services.run_edit(edit.pk)
+    run_edit(edit)
 
     sent = edit_requests(simulator)
     assert len(sent) == 1
@@ -53,7 +53,7 @@ def test_dall_e_2_gets_one_request_with_n(alice, simulator):
 
 def test_a_model_without_n_never_gets_n(alice, simulator):
     edit = create(alice, model="nano-banana", candidates=2)
-    services.run_edit(edit.pk)
+    run_edit(edit)
     sent = edit_requests(simulator)
     assert len(sent) == 2
     assert all(set(request["fields"]) == {"model", "prompt"} for request in sent)
@@ -62,7 +62,7 @@ def test_a_model_without_n_never_gets_n(alice, simulator):
 def test_some_candidates_failing_leaves_the_others_and_says_so(client, alice, simulator):
     simulator.inject("forbidden", times=1)  # not worth retrying
     edit = create(alice, candidates=3)
-    services.run_edit(edit.pk)
+    run_edit(edit)
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.SUCCEEDED
@@ -80,7 +80,7 @@ def test_some_candidates_failing_leaves_the_others_and_says_so(client, alice, si
 def test_every_candidate_failing_fails_the_edit_with_the_reason(alice, simulator):
     simulator.inject("used_up", times=2)
     edit = create(alice, candidates=2)
-    services.run_edit(edit.pk)
+    run_edit(edit)
     edit.refresh_from_db()
     assert edit.status == Edit.Status.FAILED
     assert "run out of credit" in edit.error_message
@@ -90,10 +90,10 @@ def test_every_candidate_failing_fails_the_edit_with_the_reason(alice, simulator
 def test_results_show_as_they_arrive(client, settings, alice):
     settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"  # callbacks go nowhere: we deliver one
     edit = create(alice, candidates=3)
-    services.run_edit(edit.pk)
+    run_edit(edit)
     first = edit.submissions.get(index=0)
     png = base64.b64encode(make_png()).decode()
-    services.finish(first, upstream.EditAnswer(images=[upstream.ResultData(b64_json=png)]))
+    pipeline.finish(first, upstream.EditAnswer(images=[upstream.ResultData(b64_json=png)]))
 
     client.force_login(alice)
     response = client.get(reverse("edit-status", args=[edit.pk]))
@@ -104,13 +104,19 @@ def test_results_show_as_they_arrive(client, settings, alice):
     assert "Candidate 2: running" in page and "Candidate 3: running" in page
 
 
-def test_candidates_finish_through_their_own_callbacks(live_server, settings, alice, simulator):
+def test_candidates_finish_through_their_own_callbacks(
+    live_server, worker, settings, alice, simulator
+):
     import time
 
     settings.PUBLIC_BASE_URL = live_server.url
     simulator.config.latency = 0.3
     edit = create(alice, candidates=3)
-    services.run_edit(edit.pk)
+    pipeline.start_edit.enqueue(edit.pk)
+    deadline = time.monotonic() + 15
+    while len(edit_requests(simulator)) < 3:
+        assert time.monotonic() < deadline, "the requests were not sent"
+        time.sleep(0.05)
     callback_urls = {r["fields"]["callback_url"][0] for r in edit_requests(simulator)}
     assert len(callback_urls) == 3  # one secret and URL per request
 

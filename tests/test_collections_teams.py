@@ -10,7 +10,7 @@ from django.urls import reverse
 from imageedits.edits import images, services
 from imageedits.edits.models import Collection, Edit, Team
 
-from .conftest import make_png
+from .conftest import make_png, run_edit
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def finished(owner, prompt="make it sepia") -> Edit:
     upload = images.reencode(make_png())
     edit = services.create_edit(owner, services.NewEdit(prompt, "gpt-image-2", "", [upload], []))
-    services.run_edit(edit.pk)
+    run_edit(edit)
     return Edit.objects.get(pk=edit.pk)
 
 

@@ -10,10 +10,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from imageedits.edits import images, services
+from imageedits.edits import images, pipeline, services
 from imageedits.edits.models import Edit, Submission
 
-from .conftest import make_png
+from .conftest import make_png, run_edit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,7 +32,7 @@ def create(owner, urls=(), candidates=1) -> Edit:
 
 
 def run_to_the_end(edit: Edit, seconds: float = 20) -> Edit:
-    services.run_edit(edit.pk)
+    run_edit(edit)
     deadline = time.monotonic() + seconds
     while Edit.objects.get(pk=edit.pk).is_active:
         assert time.monotonic() < deadline, "the edit is stuck"
@@ -129,7 +129,7 @@ def test_the_person_sees_the_retry_while_it_waits(client, alice, simulator, sett
     settings.RETRY_MAX_DELAY = 60
     simulator.inject("429")
     edit = create(alice)
-    services.run_edit(edit.pk)  # no worker: the retry waits in the queue
+    run_edit(edit)  # no worker: the retry waits in the queue
 
     client.force_login(alice)
     page = client.get(reverse("edit-status", args=[edit.pk])).content.decode()
@@ -142,7 +142,7 @@ def test_retry_after_is_honoured(alice, simulator, settings):
     simulator.inject("429")  # the simulator says Retry-After: 1
     edit = create(alice)
     before = timezone.now()
-    services.run_edit(edit.pk)
+    run_edit(edit)
     submission = edit.submissions.get()
     assert submission.status == Submission.Status.QUEUED
     assert submission.retry_at >= before + timedelta(seconds=1)
@@ -153,14 +153,14 @@ def test_backoff_grows_with_each_attempt(alice, simulator, settings):
     settings.RETRY_MAX_DELAY = 1000
     simulator.inject("500", times=3)
     edit = create(alice)
-    services.run_edit(edit.pk)
+    run_edit(edit)
     delays = []
     for _ in range(3):
         submission = edit.submissions.get()
         if submission.status != Submission.Status.QUEUED:
             break
         delays.append((submission.retry_at - timezone.now()).total_seconds())
-        services.retry_submission(submission.pk)
+        pipeline.run_submission.call(submission.pk)
     # 10, 20, 40 seconds, each with jitter between half and one and a half times.
     assert 5 <= delays[0] <= 15 and 10 <= delays[1] <= 30 and 20 <= delays[2] <= 60
     assert Edit.objects.get(pk=edit.pk).status == Edit.Status.SUCCEEDED
@@ -185,7 +185,7 @@ def test_a_failed_edit_can_run_again(client, alice, worker, simulator):
 def test_only_the_owner_can_run_an_edit_again(client, alice, bob, simulator):
     simulator.inject("forbidden")
     edit = create(alice)
-    services.run_edit(edit.pk)
+    run_edit(edit)
     client.force_login(bob)
     assert client.post(reverse("edit-rerun", args=[edit.pk])).status_code == 404
     assert Edit.objects.get(pk=edit.pk).status == Edit.Status.FAILED
@@ -245,5 +245,5 @@ def test_retry_after_wins_over_a_shorter_backoff_cap(alice, simulator, settings)
     simulator.inject("429")  # Retry-After: 1
     edit = create(alice)
     before = timezone.now()
-    services.run_edit(edit.pk)
+    run_edit(edit)
     assert edit.submissions.get().retry_at >= before + timedelta(seconds=1)

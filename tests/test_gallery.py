@@ -12,7 +12,7 @@ from django.utils import timezone
 from imageedits.edits import images, services
 from imageedits.edits.models import Edit
 
-from .conftest import make_png
+from .conftest import make_png, run_edit
 
 pytestmark = pytest.mark.django_db
 
@@ -106,7 +106,7 @@ def test_deleting_asks_first_then_removes_the_edit_and_its_files(
 ):
     upload = images.reencode(make_png())
     edit = services.create_edit(alice, services.NewEdit("blur", "gpt-image-2", "", [upload], []))
-    services.run_edit(edit.pk)
+    run_edit(edit)
     assert len(stored_files()) == 3
     url = reverse("edit-delete", args=[edit.pk])
 

@@ -7,7 +7,7 @@ from django.urls import reverse
 from imageedits.edits import images, services
 from imageedits.edits.models import Edit
 
-from .conftest import make_png
+from .conftest import make_png, run_edit
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +16,7 @@ def finished(owner, prompt="make it sepia", parent=None, **kwargs) -> Edit:
     new = services.NewEdit(prompt, "gpt-image-2", kwargs.pop("size", ""),
                            [images.reencode(make_png())], [], parent=parent, **kwargs)  # fmt: skip
     edit = services.create_edit(owner, new)
-    services.run_edit(edit.pk)
+    run_edit(edit)
     return Edit.objects.get(pk=edit.pk)
 
 
@@ -86,7 +86,7 @@ def test_run_again_makes_a_new_edit_with_the_same_everything(logged_in, alice):
     assert (again.prompt, again.model, again.size) == (past.prompt, past.model, past.size)
     assert again.inputs.count() == past.inputs.count() == 1
     assert again.inputs.get().file.name != past.inputs.get().file.name  # its own copy
-    services.run_edit(again.pk)
+    run_edit(again)
     assert Edit.objects.get(pk=again.pk).status == Edit.Status.SUCCEEDED
 
 

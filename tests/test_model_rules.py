@@ -9,10 +9,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from imageedits.edits import catalog, images, services
+from imageedits.edits import catalog, images
 from imageedits.edits.models import Edit
 
-from .conftest import make_png
+from .conftest import make_png, run_edit
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +64,7 @@ def test_the_params_a_model_takes_reach_the_upstream(logged_in, simulator):
         "quality": "high", "input_fidelity": "low", "output_format": "webp",
         "output_compression": "80",
     }  # fmt: skip
-    services.run_edit(edit.pk)
+    run_edit(edit)
     fields = simulator.received[-1]["fields"]
     assert fields["quality"] == ["high"] and fields["input_fidelity"] == ["low"]
     assert fields["output_compression"] == ["80"]
@@ -76,7 +76,7 @@ def test_params_a_model_ignores_never_reach_the_upstream(logged_in, simulator):
          mask=SimpleUploadedFile("mask.png", mask_png(), "image/png"))  # fmt: skip
     edit = Edit.objects.get()
     assert (edit.params, edit.size, edit.mask.name) == ({}, "", "")
-    services.run_edit(edit.pk)
+    run_edit(edit)
     sent = simulator.received[-1]
     assert set(sent["fields"]) == {"model", "prompt"} and set(sent["files"]) == {"image"}
 
@@ -85,7 +85,7 @@ def test_input_fidelity_is_dropped_for_gpt_image_2(logged_in, simulator):
     post(logged_in, input_fidelity="high")
     edit = Edit.objects.get()
     assert edit.params == {}
-    services.run_edit(edit.pk)
+    run_edit(edit)
     assert "input_fidelity" not in simulator.received[-1]["fields"]
 
 
@@ -128,7 +128,7 @@ def test_a_mask_is_stored_and_sent_as_a_multipart_file(logged_in, simulator):
     with edit.mask.open("rb") as handle:
         stored = Image.open(handle)
         assert (stored.size, stored.mode) == ((64, 48), "RGBA")
-    services.run_edit(edit.pk)
+    run_edit(edit)
     sent = simulator.received[-1]
     assert sent["content_type"] == "multipart"
     assert (sent["files"]["mask"][0]["width"], sent["files"]["mask"][0]["height"]) == (64, 48)
@@ -178,7 +178,7 @@ def test_keeping_the_unmasked_pixels_restores_the_original_outside_the_mask(logg
          mask=SimpleUploadedFile("mask.png", mask_png(hole=hole), "image/png"))  # fmt: skip
     edit = Edit.objects.get()
     assert edit.keep_unmasked
-    services.run_edit(edit.pk)
+    run_edit(edit)
 
     result = edit.results.get()
     assert result.raw_file  # the model's own output is kept
@@ -242,3 +242,57 @@ def test_the_params_fragment_shows_what_each_model_takes(logged_in):
     assert "3 × 0.35 = <strong>1.05 credits</strong>" in nano
     assert 'data-takes-mask="false"' in nano
     assert "<html" not in nano
+
+
+# --- The app's rules against the simulator's own -----------------------------------------------
+
+
+def every_offered_request():
+    """(model, size, params): each size and each parameter value the app's catalog offers."""
+    for model in catalog.MODELS.values():
+        sizes = model.sizes if model.sizes is not None else ["auto", "1024x1024", "1024x1536"]
+        for size in sizes or [""]:
+            yield model.name, "" if size == "auto" else size, {}
+        for param in model.params:
+            values = param.choices or [str(param.number_range[1])]
+            for value in values:
+                params = {param.name: value}
+                if param.name == "output_compression" or value == "transparent":
+                    params["output_format"] = "webp"  # the combination rule of both sides
+                yield model.name, "", params
+
+
+@pytest.mark.parametrize(("model", "size", "params"), list(every_offered_request()))
+def test_every_size_and_parameter_the_app_offers_is_accepted_upstream(
+    simulator, model, size, params
+):
+    from imageedits.edits import upstream
+
+    image = images.reencode(make_png(64, 64))
+    request = upstream.EditRequest(
+        model, "blur", size,
+        [upstream.InputFile("a.png", image.content, "image/png")], params=params,
+    )  # fmt: skip
+    answer = upstream.submit(request)
+    assert answer.images
+
+
+def test_a_wrong_rule_in_the_apps_catalog_is_caught_by_the_simulator(alice, monkeypatch):
+    """The simulator judges requests by its own rules, written from the reference: had the
+    catalog offered gpt-image-1 a 2K size, the edit would be refused upstream, and this shows."""
+    import dataclasses
+
+    from imageedits.edits import services
+
+    right = catalog.MODELS["gpt-image-1"]
+    wrong = dataclasses.replace(right, sizes=(*right.sizes, "2048x2048"))
+    monkeypatch.setitem(catalog.MODELS, "gpt-image-1", wrong)
+    upload = images.reencode(make_png())
+    edit = services.create_edit(
+        alice, services.NewEdit("blur", "gpt-image-1", "2048x2048", [upload], [])
+    )
+    run_edit(edit)
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.FAILED
+    assert "rejected the request" in edit.error_message
+    assert "1024x1024, 1536x1024, 1024x1536" in edit.error_message

@@ -1,4 +1,5 @@
-"""Creating an edit, running it in the worker without callbacks, and what gets stored."""
+"""Creating an edit, running it through the pipeline's tasks without callbacks, and what gets
+stored."""
 
 import base64
 import io
@@ -8,10 +9,10 @@ from django.core.files.storage import default_storage
 from django_tasks_db.models import DBTaskResult
 from PIL import Image, PngImagePlugin
 
-from imageedits.edits import images, services, upstream
+from imageedits.edits import images, pipeline, services, upstream
 from imageedits.edits.models import Edit, Submission
 
-from .conftest import make_png
+from .conftest import make_png, queued, run_edit, run_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -36,9 +37,9 @@ def test_creating_an_edit_stores_inputs_and_queues_its_run_on_commit(
     stored = edit.inputs.get()
     assert stored.file.name.startswith("inputs/") and stored.file.name.endswith(".png")
     assert (stored.width, stored.height) == (64, 48)
-    task = DBTaskResult.objects.get()
+    (task,) = queued("start_edit")
     assert task.args_kwargs["args"] == [edit.pk]
-    assert task.task_path == "imageedits.edits.tasks.run_edit"
+    assert DBTaskResult.objects.count() == 1
 
 
 def test_a_failed_create_leaves_no_row_and_no_file(alice, stored_files, monkeypatch):
@@ -54,7 +55,7 @@ def test_a_failed_create_leaves_no_row_and_no_file(alice, stored_files, monkeypa
 
 def test_running_an_edit_stores_every_result_with_a_thumbnail(alice):
     edit = new_edit(alice, prompt="make it grayscale", size="1024x1536")
-    services.run_edit(edit.pk)
+    run_edit(edit)
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
@@ -76,7 +77,7 @@ def test_running_an_edit_stores_every_result_with_a_thumbnail(alice):
 
 def test_a_url_input_edit_downloads_the_result_from_the_answers_url(alice, simulator):
     edit = new_edit(alice, uploads=[], urls=[f"{simulator.url}/samples/portrait.png"])
-    services.run_edit(edit.pk)
+    run_edit(edit)
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
@@ -86,7 +87,7 @@ def test_a_url_input_edit_downloads_the_result_from_the_answers_url(alice, simul
 
 def test_nano_banana_results_are_stored_as_jpeg(alice):
     edit = new_edit(alice, model="nano-banana")
-    services.run_edit(edit.pk)
+    run_edit(edit)
     result = Edit.objects.get(pk=edit.pk).results.get()
     assert result.file.name.endswith(".jpg")
     assert result.revised_prompt == "make it grayscale"
@@ -96,7 +97,7 @@ def test_an_upstream_error_fails_the_edit_with_its_plain_message(alice, simulato
     simulator.inject("used_up")
     edit = new_edit(alice)
     before = stored_files()
-    services.run_edit(edit.pk)
+    run_edit(edit)
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.FAILED
@@ -110,7 +111,7 @@ def test_an_unparseable_answer_fails_the_edit(alice, simulator, stored_files):
     simulator.inject("malformed")
     edit = new_edit(alice)
     before = stored_files()
-    services.run_edit(edit.pk)
+    run_edit(edit)
     edit.refresh_from_db()
     assert edit.status == Edit.Status.FAILED
     assert edit.error_code == "malformed_answer"
@@ -129,7 +130,7 @@ def test_a_result_that_is_not_an_image_fails_the_edit_and_removes_the_others(ali
     good = upstream.ResultData(b64_json=base64.b64encode(make_png()).decode())
     bad = upstream.ResultData(b64_json=base64.b64encode(b"<html>not pixels</html>").decode())
 
-    services.finish(request, upstream.EditAnswer(images=[good, bad]))
+    pipeline.finish(request, upstream.EditAnswer(images=[good, bad]))
 
     edit.refresh_from_db()
     assert edit.status == Edit.Status.FAILED
@@ -147,10 +148,10 @@ def test_an_answer_that_loses_the_race_stores_nothing(alice, stored_files):
     answer = upstream.EditAnswer(
         images=[upstream.ResultData(b64_json=base64.b64encode(make_png()).decode())]
     )
-    services.finish(request, answer)
+    pipeline.finish(request, answer)
     files = stored_files()
 
-    services.finish(stale, answer)  # a second finisher that still thinks it is running
+    pipeline.finish(stale, answer)  # a second finisher that still thinks it is running
 
     assert Edit.objects.get(pk=edit.pk).results.count() == 1
     assert stored_files() == files
@@ -158,15 +159,36 @@ def test_an_answer_that_loses_the_race_stores_nothing(alice, stored_files):
 
 def test_running_the_same_task_twice_does_not_run_the_edit_twice(alice, simulator):
     edit = new_edit(alice)
-    services.run_edit(edit.pk)
-    services.run_edit(edit.pk)
+    pipeline.start_edit.enqueue(edit.pk)
+    pipeline.start_edit.enqueue(edit.pk)
+    run_tasks()
+    submission = edit.submissions.get()
+    pipeline.run_submission.call(submission.pk)
+    pipeline.check_submission.call(submission.pk)
     assert len(simulator.received) == 1
     assert Edit.objects.get(pk=edit.pk).results.count() == 1
 
 
+def test_starting_an_edit_queues_one_task_per_request_and_sends_nothing(alice, simulator):
+    edit = services.create_edit(
+        alice,
+        services.NewEdit("blur", "gpt-image-2", "", [images.reencode(make_png())], [],
+                         candidates=3),
+    )  # fmt: skip
+    pipeline.start_edit.call(edit.pk)
+
+    assert Edit.objects.get(pk=edit.pk).status == Edit.Status.RUNNING
+    requests = {task.args_kwargs["args"][0] for task in queued("run_submission")}
+    assert requests == set(edit.submissions.values_list("pk", flat=True))
+    assert simulator.received == []  # each request is sent by its own task
+
+    run_tasks()
+    assert Edit.objects.get(pk=edit.pk).results.count() == 3
+
+
 def test_a_finished_edit_is_not_moved_by_a_late_answer(alice):
     edit = new_edit(alice)
-    services.run_edit(edit.pk)
+    run_edit(edit)
     edit.refresh_from_db()
     assert not edit.mark_failed("late", "should not apply")
     edit.refresh_from_db()
@@ -177,7 +199,7 @@ def test_deleting_an_edit_deletes_its_files(
     alice, stored_files, django_capture_on_commit_callbacks
 ):
     edit = new_edit(alice)
-    services.run_edit(edit.pk)
+    run_edit(edit)
     assert len(stored_files()) == 3  # input, result, thumbnail
     with django_capture_on_commit_callbacks(execute=True):
         Edit.objects.get(pk=edit.pk).delete()
@@ -191,7 +213,7 @@ def test_an_edit_whose_task_cannot_be_queued_fails_visibly(
         def enqueue(self, *args):
             raise ConnectionError("queue is down")
 
-    monkeypatch.setattr(services.tasks, "run_edit", BrokenQueue())
+    monkeypatch.setattr(pipeline, "start_edit", BrokenQueue())
     with django_capture_on_commit_callbacks(execute=True):
         edit = new_edit(alice)
     edit.refresh_from_db()
@@ -203,8 +225,8 @@ def test_an_edit_whose_task_cannot_be_queued_fails_visibly(
 def test_a_deleted_edit_leaves_its_task_nothing_to_do(alice, simulator):
     edit = new_edit(alice)
     Edit.objects.filter(pk=edit.pk).delete()
-    services.run_edit(edit.pk)
-    assert simulator.received == []
+    run_edit(edit)
+    assert simulator.received == [] and queued("run_submission") == []
 
 
 def test_input_files_are_re_encoded_without_their_metadata(alice):

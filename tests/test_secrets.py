@@ -10,7 +10,7 @@ from django.urls import reverse
 from imageedits.edits import images, services
 from imageedits.edits.models import Edit, Submission
 
-from .conftest import make_png
+from .conftest import make_png, run_edit
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +35,7 @@ def test_the_token_never_leaves_the_upstream_request(client, alice, simulator, s
         edit = services.create_edit(
             alice, services.NewEdit("blur", "gpt-image-2", "", [images.reencode(make_png())], [])
         )
-        services.run_edit(edit.pk)
+        run_edit(edit)
         assert simulator.received[-1]["authorization"] == f"Bearer {TOKEN}"
         simulator.reset()
         pages = [

@@ -11,7 +11,7 @@ from django.utils import timezone
 from imageedits.edits import images, services, sharing
 from imageedits.edits.models import Edit, ShareLink
 
-from .conftest import make_png
+from .conftest import make_png, run_edit
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def finished(alice) -> Edit:
     edit = services.create_edit(
         alice, services.NewEdit("secret plan: make it sepia", "gpt-image-2", "", [upload], [])
     )
-    services.run_edit(edit.pk)
+    run_edit(edit)
     return Edit.objects.get(pk=edit.pk)
 
 

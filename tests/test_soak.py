@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from imageedits.edits import images, services
+from imageedits.edits import housekeeping, images, services
 from imageedits.edits.models import Edit, InputImage, ResultImage, Submission
 
 from .conftest import SIMULATOR_TOKEN, make_png
@@ -56,6 +56,7 @@ def test_soak(alice, simulator, settings):
         "OPENAI_API_KEY": SIMULATOR_TOKEN,
         "IMAGE_FETCH_ALLOWED_HOSTS": ",".join(settings.IMAGE_FETCH_ALLOWED_HOSTS),
         "UPSTREAM_TIMEOUT": "3",
+        "RESULT_DOWNLOAD_TIMEOUT": "2",
         "LEASE_MARGIN": "2",
         "RETRY_BASE_DELAY": "0.1",
         "RETRY_MAX_DELAY": "1",
@@ -103,7 +104,7 @@ def test_soak(alice, simulator, settings):
             assert edit.error_message
     # A worker killed between storing a file and committing its row leaves an orphan, which
     # the reaper's sweep deletes after an hour; here, with every process stopped, at once.
-    swept = services.sweep_orphans(timedelta(0))
+    swept = housekeeping.sweep_orphans(timedelta(0))
     referenced = {name for name in InputImage.objects.values_list("file", flat=True) if name}
     for row in ResultImage.objects.values_list("file", "raw_file", "thumbnail"):
         referenced.update(name for name in row if name)

@@ -63,28 +63,24 @@ def test_several_urls_go_as_a_json_array(simulator):
     assert sent["fields"]["image"] == urls
 
 
-def test_uploads_and_urls_for_gpt_image_2_go_as_files_in_their_order(simulator):
-    url = f"{simulator.url}/samples/portrait.png"
-    request = EditRequest(
-        "gpt-image-2", "combine them", "1024x1024", [png_input("a.png"), url, png_input("b.png")]
-    )
-    upstream.submit(request)
-    sent = simulator.received[-1]
-    assert sent["content_type"] == "multipart"
-    files = sent["files"]["image[]"]
-    assert [f["filename"] for f in files] == ["a.png", "input-2.png", "b.png"]
-    assert (files[1]["width"], files[1]["height"]) == (768, 1024)  # the app fetched the URL
-    assert "image[]" not in sent["fields"]
-
-
 @pytest.mark.parametrize("model", ["gpt-image-1", "gpt-image-1.5", "dall-e-2"])
-def test_models_that_take_no_urls_get_the_urls_bytes(simulator, model):
+def test_urls_the_model_cannot_take_are_refused_before_anything_is_sent(simulator, model):
+    """The form fetches such URLs when the edit is created and stores their images; a request
+    still holding one (the service changed since) is refused here, in plain words."""
     url = f"{simulator.url}/samples/square.png"
-    upstream.submit(EditRequest(model, "blur", "1024x1024", [url]))
-    sent = simulator.received[-1]
-    assert sent["content_type"] == "multipart"
-    assert sent["files"]["image"][0]["width"] == 1024
-    assert "image" not in sent["fields"]
+    with pytest.raises(upstream.RequestRejected) as caught:
+        upstream.submit(EditRequest(model, "blur", "1024x1024", [url]))
+    assert caught.value.code == "urls_not_accepted"
+    assert "Start a new edit with the images uploaded" in caught.value.message
+    assert simulator.received == []
+
+
+def test_gpt_image_2_urls_beside_uploads_are_refused_too(simulator):
+    url = f"{simulator.url}/samples/portrait.png"
+    request = EditRequest("gpt-image-2", "combine", "1024x1024", [png_input("a.png"), url])
+    with pytest.raises(upstream.RequestRejected):
+        upstream.submit(request)
+    assert simulator.received == []
 
 
 @pytest.mark.parametrize("model", ["nano-banana", "nano-banana-2", "nano-banana-pro"])
@@ -256,27 +252,21 @@ def test_the_flavour_follows_the_base_url_unless_overridden(settings):
     assert upstream.flavour() == "openai"
 
 
-def test_openai_gets_url_inputs_as_uploaded_bytes_and_never_json(openai, simulator):
-    url = f"{simulator.url}/samples/landscape.png"
+def test_openai_gets_no_json_no_urls_and_no_callback_url(openai, simulator):
     answer = upstream.submit(
-        EditRequest("gpt-image-2", "grayscale", "1024x1024", [url], callback_url="http://x/")
+        EditRequest(
+            "gpt-image-2", "grayscale", "1024x1024", [png_input()], callback_url="http://x/"
+        )
     )
-
     sent = openai.received[-1]
     assert sent["content_type"] == "multipart"
-    assert sent["files"]["image"][0]["width"] == 1024
-    assert "image" not in sent["fields"]
     assert "response_format" not in sent["fields"] and "callback_url" not in sent["fields"]
     image, _ = decoded(upstream.result_bytes(answer.images[0]))
     assert image.size == (1024, 1024)
 
-
-def test_openai_refuses_a_url_input_the_app_may_not_fetch(openai, settings):
-    settings.IMAGE_FETCH_ALLOWED_HOSTS = []
-    with pytest.raises(upstream.RequestRejected) as caught:
-        upstream.submit(EditRequest("gpt-image-2", "blur", "", ["http://127.0.0.1:9/private.png"]))
-    assert "private or local address" in caught.value.message
-    assert openai.received == []
+    with pytest.raises(upstream.RequestRejected):
+        upstream.submit(EditRequest("gpt-image-2", "blur", "", [f"{simulator.url}/x.png"]))
+    assert len(openai.received) == 1
 
 
 @pytest.mark.parametrize(

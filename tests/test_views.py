@@ -11,7 +11,7 @@ from django_tasks_db.models import DBTaskResult
 from imageedits.edits import images, services
 from imageedits.edits.models import Edit
 
-from .conftest import make_png
+from .conftest import make_png, run_edit
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def alices_edit(alice) -> Edit:
     edit = services.create_edit(
         alice, services.NewEdit("make it grayscale", "gpt-image-2", "", [upload], [])
     )
-    services.run_edit(edit.pk)
+    run_edit(edit)
     edit.refresh_from_db()
     return edit
 
@@ -68,6 +68,35 @@ def test_image_urls_are_accepted_one_per_line(client, alice, simulator):
     post_edit(client, images=[], image_urls=f"{first}\n\n  {second}  \n")
     edit = Edit.objects.get()
     assert [i.url for i in edit.inputs.all()] == [first, second]
+    run_edit(edit)  # fetched when the edit was made, to check them; sent as URLs
+    assert simulator.received[-1]["content_type"] == "json"
+
+
+def test_an_image_url_that_gives_no_image_is_refused_when_the_edit_is_made(
+    client, alice, simulator
+):
+    client.force_login(alice)
+    gone = f"{simulator.url}/files/no-such-image.png"
+    response = post_edit(client, images=[], image_urls=gone)
+    assert response.status_code == 400
+    assert f"“{gone}” cannot be used: the address answered HTTP 404." in response.content.decode()
+    assert Edit.objects.count() == 0 and simulator.received == []
+
+
+@pytest.mark.parametrize(
+    ("model", "size"), [("gpt-image-1", "1024x1024"), ("dall-e-2", "1024x1024")]
+)
+def test_urls_for_a_model_that_takes_files_only_are_fetched_and_stored_once(
+    client, alice, simulator, model, size
+):
+    client.force_login(alice)
+    url = f"{simulator.url}/samples/square.png"
+    post_edit(client, images=[], image_urls=url, model=model, size=size)
+    stored = Edit.objects.get().inputs.get()
+    assert stored.file and not stored.url and (stored.width, stored.height) == (1024, 1024)
+    run_edit(stored.edit)
+    sent = simulator.received[-1]
+    assert sent["content_type"] == "multipart" and sent["files"]["image"][0]["width"] == 1024
 
 
 def test_an_upload_that_is_not_an_image_is_refused_and_nothing_is_stored(
@@ -172,7 +201,7 @@ def test_the_status_fragment_polls_while_active_and_stops_with_286(client, alice
     assert f'hx-get="{url}"' in active.content.decode()
     assert "<html" not in active.content.decode()
 
-    services.run_edit(edit.pk)
+    run_edit(edit)
     finished = client.get(url, headers={"HX-Request": "true"})
     assert finished.status_code == 286
     assert "hx-get" not in finished.content.decode()
@@ -185,7 +214,7 @@ def test_a_failed_edit_shows_its_message(client, alice, simulator):
     edit = services.create_edit(
         alice, services.NewEdit("blur", "gpt-image-2", "", [images.reencode(make_png())], [])
     )
-    services.run_edit(edit.pk)
+    run_edit(edit)
     response = client.get(reverse("edit-status", args=[edit.pk]))
     assert response.status_code == 286
     assert "refused this edit under its content rules" in response.content.decode()
@@ -281,7 +310,7 @@ def test_the_edit_page_shows_what_the_upstream_reports_it_used(
     edit = services.create_edit(alice, services.NewEdit(
         "blur", "gpt-image-2", "1024x1024", [upload], [], params={"quality": "high"}
     ))  # fmt: skip
-    services.run_edit(edit.pk)
+    run_edit(edit)
     assert edit.submissions.get().reported["size"] == "1024x1024"
 
     client.force_login(alice)
@@ -305,7 +334,7 @@ def test_before_and_after_is_offered_only_for_an_edit_of_one_image(client, alice
     assert "data-compare-range" in client.get(alices_edit.get_absolute_url()).content.decode()
     two = [images.reencode(make_png()), images.reencode(make_png(80, 60))]
     combined = services.create_edit(alice, services.NewEdit("combine", "gpt-image-2", "", two, []))
-    services.run_edit(combined.pk)
+    run_edit(combined)
     page = client.get(combined.get_absolute_url()).content.decode()
     assert "Edited image 1" in page and "data-compare-range" not in page
 

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class EditsConfig(AppConfig):
     name = "imageedits.edits"
     verbose_name = "Edits"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

@@ -130,7 +130,8 @@ def starting_values(query, owner) -> dict:
 
 
 def _url_problem(url: str) -> str | None:
-    """Why an image URL cannot be used, or None."""
+    """Why an image URL cannot be used, or None. Only the address is checked here, so that
+    every bad URL is named at once; whether it gives an image is found out by fetching it."""
     try:
         forms.URLField(max_length=2000).clean(url)
     except forms.ValidationError:
@@ -337,12 +338,6 @@ class EditForm(forms.Form):
         ]
         if uploads is not None:
             uploads = cleaned["images"] = [image for _, image, _ in carried] + uploads
-            if urls and not upstream.urls_pass_through(
-                model.name, bool(uploads), bool(cleaned.get("mask")) and model.takes_mask
-            ):
-                uploads.extend(self._fetch_urls(urls))
-                self._input_names.extend(url[:80] for url in urls)
-                urls = cleaned["image_urls"] = []
         cleaned["parent"] = next((edit for _, _, edit in carried if edit), None)
         if uploads is not None and urls is not None:
             count = len(uploads) + len(urls)
@@ -354,6 +349,8 @@ class EditForm(forms.Form):
                     f"{model.name} takes at most {model.max_inputs} "
                     f"image{'s' if model.max_inputs > 1 else ''}; you gave {count}.",
                 )
+            elif urls:  # counted first: nothing is fetched for a form refused anyway
+                self._fetch_urls(model, uploads, urls, bool(cleaned.get("mask")))
         if uploads and "images" in self.cleaned_data:
             self._check_inputs_for(model, uploads)
         self._clean_size(model, cleaned)
@@ -368,16 +365,24 @@ class EditForm(forms.Form):
             )
         return cleaned
 
-    def _fetch_urls(self, urls: list[str]) -> list[EncodedImage]:
-        """This model takes files only: fetch the URLs now, so that their images meet its
-        rules here (not in a 400 later), and are stored like uploads."""
+    def _fetch_urls(
+        self, model: catalog.ImageModel, uploads: list[EncodedImage], urls: list[str], mask: bool
+    ) -> None:
+        """Fetch each image URL once, now: one that gives no image is said here, not after
+        four paid tries upstream. Where the upstream takes the URLs as they are, they go as
+        URLs; otherwise their images join the uploads (and meet the model's rules here)."""
         fetched = []
         for url in urls:
             try:
                 fetched.append(fetch.fetch_image(url))
             except fetch.FetchRefused as error:
                 self.add_error("image_urls", f"“{url[:80]}” cannot be used: {error}")
-        return fetched
+        if len(fetched) < len(urls):
+            return
+        if not upstream.urls_pass_through(model.name, bool(uploads), mask and model.takes_mask):
+            uploads.extend(fetched)
+            self._input_names.extend(url[:80] for url in urls)
+            self.cleaned_data["image_urls"] = []
 
     def _clean_size(self, model: catalog.ImageModel, cleaned: dict) -> None:
         if not model.takes_size:

@@ -1,6 +1,5 @@
 import hashlib
 import hmac
-import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,13 +15,6 @@ from django.utils.text import slugify
 from . import catalog
 
 
-def storage_name(kind: str, extension: str) -> str:
-    """A server-generated name for a stored image: never anything the user sent.
-
-    Images are stored by services (already re-encoded), never uploaded through a model form."""
-    return f"{kind}/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.{extension}"
-
-
 class Status(models.TextChoices):
     QUEUED = "queued"
     RUNNING = "running"
@@ -31,6 +23,12 @@ class Status(models.TextChoices):
 
 
 ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+
+def longest_step_seconds() -> int:
+    """The longest one task of the pipeline can take: the upstream's answer, the download of its
+    results, and storing them (each bounded by its own deadline)."""
+    return settings.UPSTREAM_TIMEOUT + settings.RESULT_DOWNLOAD_TIMEOUT + settings.LEASE_MARGIN
 
 
 class StateMachine(models.Model):
@@ -189,6 +187,7 @@ class Edit(StateMachine):
                     attempts_before_run=models.F("attempts"), retry_at=None,
                     lease_expires_at=None, started_at=None, finished_at=None, task_id="",
                     trace_id="", submitted_at=None, callback_secret_hash="",
+                    callback_received_at=None,
                 )  # fmt: skip
         return queued
 
@@ -256,6 +255,9 @@ class Submission(StateMachine):
     # SHA-256 of the secret carried by this request's callback URL; the secret is not kept.
     callback_secret_hash = models.CharField(max_length=64, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # When the upstream last POSTed to this request's callback URL (a hint; the task record
+    # is what counts).
+    callback_received_at = models.DateTimeField(null=True, blank=True)
     # Tries so far; a failure worth retrying sends the request back to the queue until
     # UPSTREAM_ATTEMPTS is reached (error_code and error_message then say why it is retrying).
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -295,9 +297,8 @@ class Submission(StateMachine):
         return {"attempts": self.attempts}
 
     def mark_running(self) -> bool:
-        # A live worker gives up on the upstream after UPSTREAM_TIMEOUT; the margin covers
-        # storing the result.
-        lease_seconds = settings.UPSTREAM_TIMEOUT + settings.LEASE_MARGIN
+        # A live worker ends its step within this, whatever the upstream does.
+        lease_seconds = longest_step_seconds()
         now = timezone.now()
         taken = self._transition(
             (Status.QUEUED,),
@@ -331,6 +332,14 @@ class Submission(StateMachine):
             submitted_at=timezone.now(),
             lease_expires_at=None,
         )
+
+    def mark_answered(self, task_id: str, trace_id: str) -> bool:
+        """The upstream answered (and billed): should the worker stop before the results are
+        stored, they are taken from the task record instead of sending the request again."""
+        return self._transition((Status.RUNNING,), task_id=task_id, trace_id=trace_id)
+
+    def record_callback(self) -> None:
+        Submission.objects.filter(pk=self.pk).update(callback_received_at=timezone.now())
 
     def mark_succeeded(
         self, task_id: str, trace_id: str, elapsed: float | None, reported: dict | None = None

@@ -7,8 +7,9 @@ upstream-notes.md for the two flavours:
 
 - "ace" (Ace Data Cloud, and the simulator): JSON with image URLs or multipart; answers `url` or
   `b64_json`; `callback_url` mode; a task query endpoint.
-- "openai" (api.openai.com): multipart only, so URL inputs are downloaded and uploaded as files;
-  GPT image models always answer `b64_json` and refuse `response_format`; no callbacks.
+- "openai" (api.openai.com): multipart only, so URL inputs are fetched when the edit is created
+  and uploaded as files; GPT image models always answer `b64_json` and refuse
+  `response_format`; no callbacks.
 """
 
 import base64
@@ -17,7 +18,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import httpx
 from django.conf import settings
@@ -34,7 +35,6 @@ MAX_ANSWER_BYTES = 10 * MAX_RESULT_BYTES
 TASK_QUERY_DEADLINE = 30.0
 # Answer fields that say what the upstream used.
 REPORTED_KEYS = ("size", "quality", "background", "output_format")
-DOWNLOAD_DEADLINE = 120.0
 MAX_MESSAGE_CHARS = 300
 
 
@@ -177,6 +177,7 @@ class MalformedAnswer(UpstreamError):
 
 
 class TaskUnknown(UpstreamError):
+    retryable = True  # the upstream lost the task: sending the request again can help
     default_message = "The image service has no record of this edit."
 
 
@@ -352,7 +353,12 @@ def build_request(request: EditRequest, for_flavour: str) -> dict:
     for image in images:
         if isinstance(image, str):
             if not _urls_pass_through(request, for_flavour):
-                raise ValueError("this request cannot carry image URLs: download them first")
+                # Decided when the edit was created; the service has changed since.
+                raise RequestRejected(
+                    "This edit's image URLs cannot be sent to the image service now in use. "
+                    "Start a new edit with the images uploaded.",
+                    code="urls_not_accepted",
+                )
             parts.append((name, (None, image)))
         else:
             parts.append((name, (image.filename, image.content, image.content_type)))
@@ -370,6 +376,8 @@ def urls_pass_through(
     model_name: str, has_files: bool, has_mask: bool, for_flavour: str = ""
 ) -> bool:
     """Whether image URLs can go to the upstream as URLs; if not, the app uploads their bytes.
+    Decided once, when the edit is created (forms.EditForm), and kept: an edit stores either
+    the URL or the fetched image.
 
     Only Ace takes URLs, and only for some models: gpt-image-2 in a JSON body (which cannot
     carry a mask or files), nano-banana also as URL strings in a multipart body."""
@@ -381,29 +389,9 @@ def urls_pass_through(
     return True
 
 
-def download_inputs(request: EditRequest) -> EditRequest:
-    """Fetch URL inputs here (safely) and send their bytes instead."""
-    images: list[str | InputFile] = []
-    for position, image in enumerate(request.images):
-        if isinstance(image, str):
-            try:
-                fetched = fetch.fetch_image(image)
-            except fetch.FetchRefused as error:
-                raise RequestRejected(
-                    f"Input image {position + 1}: {error}", code="input_fetch_failed"
-                ) from error
-            image = InputFile(
-                f"input-{position + 1}.{fetched.extension}", fetched.content, fetched.content_type
-            )
-        images.append(image)
-    return replace(request, images=images)
-
-
 def submit(request: EditRequest) -> EditAnswer | Submitted:
     """Send one edit. With a callback URL (ace flavour) the answer is Submitted at once."""
     current = flavour()
-    if not _urls_pass_through(request, current):
-        request = download_inputs(request)
     body = _post("/images/edits", settings.UPSTREAM_TIMEOUT, **build_request(request, current))
     payload = _json(body)
     if request.callback_url and current == ACE and "data" not in payload and "error" not in payload:
@@ -480,8 +468,10 @@ def parse_answer(payload: dict) -> EditAnswer:
     )
 
 
-def result_bytes(result: ResultData) -> bytes:
-    """The image of one result: decoded from base64, or downloaded before its URL expires."""
+def result_bytes(result: ResultData, ends: float | None = None) -> bytes:
+    """The image of one result: decoded from base64, or downloaded before its URL expires and
+    before `ends` (a time.monotonic() value shared by all the results of an answer; by default
+    RESULT_DOWNLOAD_TIMEOUT from now)."""
     if result.b64_json:
         try:
             return base64.b64decode(result.b64_json, validate=True)
@@ -489,9 +479,11 @@ def result_bytes(result: ResultData) -> bytes:
             raise MalformedAnswer(
                 "The image service sent image data that is not valid.", code="bad_image_data"
             ) from error
-    ends = time.monotonic() + DOWNLOAD_DEADLINE
+    if ends is None:
+        ends = time.monotonic() + settings.RESULT_DOWNLOAD_TIMEOUT
+    timeout = httpx.Timeout(min(30.0, max(ends - time.monotonic(), 0.1)))
     try:
-        with client().stream("GET", result.url, timeout=httpx.Timeout(30.0)) as response:
+        with client().stream("GET", result.url, timeout=timeout) as response:
             if response.status_code != 200:
                 raise MalformedAnswer(
                     f"The result image could not be downloaded from the image service "

@@ -21,12 +21,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
-from . import bulk_actions, catalog, forms, images, services, sharing, throttle
+from . import bulk_actions, catalog, forms, images, pipeline, services, sharing, throttle
 from .forms import EditForm
 from .gallery import PAGE_SIZE, GalleryFilter
 from .models import Collection, Edit, Submission
 
-# A callback carries at most a few result images as base64.
+# A callback carries the answer again, result images in base64 included: up to ten of them.
 MAX_CALLBACK_BYTES = 200 * 1024 * 1024
 
 
@@ -414,20 +414,25 @@ def _status_context(edit: Edit) -> dict:
 @csrf_exempt
 @require_POST
 def callback(request: HttpRequest, submission_id: int, secret: str) -> HttpResponse:
-    """Where the upstream POSTs a request's result. Unknown request or wrong secret: 404."""
-    submission = Submission.objects.select_related("edit").filter(pk=submission_id).first()
+    """Where the upstream POSTs a request's result. Unknown request or wrong secret: 404.
+
+    The body is only a hint that the task record is ready: a worker reads the record (and
+    downloads the results) in check_submission, so this answers at once, 202."""
+    submission = Submission.objects.filter(pk=submission_id).first()
     if submission is None or not submission.callback_secret_matches(secret):
         raise Http404
     # Read the stream directly: request.body stops at DATA_UPLOAD_MAX_MEMORY_SIZE, and a
     # result in base64 is larger than that.
     body = request.read(MAX_CALLBACK_BYTES + 1)
     if len(body) > MAX_CALLBACK_BYTES:
-        return HttpResponse(status=413)
+        return JsonResponse({"error": "The body is too large."}, status=413)
     try:
         payload = json.loads(body)
-    except ValueError:
-        return HttpResponseBadRequest("The body is not JSON.")
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to read
+        return JsonResponse({"error": "The body is not JSON."}, status=400)
     if not isinstance(payload, dict):
-        return HttpResponseBadRequest("The body is not a JSON object.")
-    services.handle_callback(submission, payload)
-    return JsonResponse({"received": True})
+        return JsonResponse({"error": "The body is not a JSON object."}, status=400)
+    submission.record_callback()
+    if submission.is_active:
+        pipeline.check_submission.enqueue(submission.pk, submission.task_id)
+    return JsonResponse({"received": True}, status=202)

@@ -1,7 +1,8 @@
 """An offline stand-in for the images edits API (Ace Data Cloud or OpenAI flavour).
 
 Start it in tests with `SimulatorServer(port=0).start()`, or on its own with
-`python -m imageedits.simulator`. No Django here: it only shares the model catalog with the app.
+`python -m imageedits.simulator`. No Django here, and nothing of the app: the rules it judges
+requests by are its own (rules.py).
 """
 
 from imageedits.simulator.server import SimulatorConfig, SimulatorServer

@@ -10,7 +10,7 @@ import os
 import signal
 import threading
 
-from imageedits.simulator.protocol import ACE, OPENAI
+from imageedits.simulator.rules import ACE, OPENAI
 from imageedits.simulator.server import SimulatorServer
 
 

@@ -2,7 +2,7 @@
 
 `parse_body` reads a JSON or multipart body into ordered parts, `validate` turns those into a
 `Job` or raises `EditError`, and `error_answer` renders an error the way each flavour does.
-Model names and the size rule come from the app's catalog, so the simulator and the app agree.
+What each model accepts is in `rules`, written from the reference independently of the app.
 """
 
 import email.policy
@@ -13,15 +13,9 @@ from email.parser import BytesParser
 
 from PIL import Image
 
-from imageedits.edits import catalog
-from imageedits.simulator import pixels
+from imageedits.simulator import pixels, rules
+from imageedits.simulator.rules import MAX_IMAGE_BYTES, MAX_IMAGES, OPENAI
 
-ACE = catalog.ACE
-OPENAI = catalog.OPENAI
-
-MAX_IMAGES = max(model.max_inputs for model in catalog.MODELS.values())
-MAX_IMAGE_BYTES = 50 * 1024 * 1024
-DALL_E_MAX_BYTES = catalog.MODELS["dall-e-2"].max_input_bytes
 BLOCKED_WORDS = re.compile(r"\b(?:nsfw|gore|forbidden-content)\b", re.IGNORECASE)
 GPT_IMAGE_INPUT_FORMATS = {"PNG", "JPEG", "MPO", "WEBP"}
 
@@ -237,7 +231,7 @@ def _parse_multipart(content_type: str, raw: bytes) -> list[tuple[str, str | Upl
 class Job:
     """An accepted edit: everything needed to make the pictures and shape the answer."""
 
-    model: catalog.ImageModel
+    model: rules.Model
     prompt: str
     inputs: list[Image.Image | str]  # decoded pictures, or http(s) URLs still to fetch
     mask: Image.Image | None = None
@@ -262,7 +256,7 @@ def validate(body: Body, flavour: str) -> Job:
     inputs = _inputs(body, model, flavour)
     job = Job(model=model, prompt=prompt, inputs=inputs, kind=body.kind)
     job.callback_url = _callback_url(body)
-    if not model.takes_only_model_prompt_image:
+    if not model.is_nano_banana:
         job.size = _size(body, model)
         job.n = _n(body, model)
         job.response_format = _response_format(body, model)
@@ -285,10 +279,10 @@ def _refuse_what_openai_refuses(body: Body) -> None:
             raise bad_request(f"Unknown parameter: '{name}'.", name, "unknown_parameter")
 
 
-def _model(body: Body, flavour: str) -> catalog.ImageModel:
+def _model(body: Body, flavour: str) -> rules.Model:
     name = (body.text("model") or "").strip()
-    known = [m for m in catalog.MODELS.values() if flavour in m.flavours]
-    model = catalog.MODELS.get(name)
+    known = [m for m in rules.MODELS.values() if flavour in m.flavours]
+    model = rules.MODELS.get(name)
     if not name:
         raise bad_request("model is required.", "model", "missing_required_parameter")
     if model is None or flavour not in model.flavours:
@@ -299,29 +293,29 @@ def _model(body: Body, flavour: str) -> catalog.ImageModel:
     return model
 
 
-def _prompt(body: Body, model: catalog.ImageModel) -> str:
+def _prompt(body: Body, model: rules.Model) -> str:
     prompt = body.text("prompt") or ""
     if not prompt.strip():
         raise bad_request("prompt is required.", "prompt", "missing_required_parameter")
-    if len(prompt) > model.max_prompt_chars:
+    if len(prompt) > model.max_prompt:
         raise bad_request(
             f"prompt is too long: {len(prompt):,} characters, "
-            f"{model.name} accepts at most {model.max_prompt_chars:,}.",
+            f"{model.name} accepts at most {model.max_prompt:,}.",
             "prompt",
             "string_above_max_length",
         )
     return prompt
 
 
-def _inputs(body: Body, model: catalog.ImageModel, flavour: str) -> list[Image.Image | str]:
+def _inputs(body: Body, model: rules.Model, flavour: str) -> list[Image.Image | str]:
     sent = [value for name, value in body.parts if name in ("image", "image[]")]
     if not sent:
         raise bad_request("image is required.", "image", "missing_required_parameter")
     if len(sent) > MAX_IMAGES:
         raise bad_request(f"At most {MAX_IMAGES} images per request (got {len(sent)}).", "image")
-    if len(sent) > model.max_inputs:
+    if len(sent) > model.max_images:
         raise bad_request(
-            f"{model.name} accepts at most {model.max_inputs} image(s) (got {len(sent)}).", "image"
+            f"{model.name} accepts at most {model.max_images} image(s) (got {len(sent)}).", "image"
         )
     inputs: list[Image.Image | str] = []
     for number, value in enumerate(sent, start=1):
@@ -342,9 +336,7 @@ def _inputs(body: Body, model: catalog.ImageModel, flavour: str) -> list[Image.I
     return inputs
 
 
-def _decode_upload(
-    upload: Upload, number: int, model: catalog.ImageModel, param: str
-) -> Image.Image:
+def _decode_upload(upload: Upload, number: int, model: rules.Model, param: str) -> Image.Image:
     if len(upload.data) > MAX_IMAGE_BYTES:
         raise bad_request(f"{param} {number} is larger than 50 MB.", param)
     try:
@@ -362,14 +354,14 @@ def _decode_upload(
     return image
 
 
-def input_problem(model: catalog.ImageModel, image: Image.Image, byte_count: int) -> str | None:
+def input_problem(model: rules.Model, image: Image.Image, byte_count: int) -> str | None:
     """What the model's upstream would object to in a decoded input (upstream-notes.md)."""
     if model.family == "dall-e":
         if image.format != "PNG":
             return "dall-e-2 needs a PNG file."
         if image.width != image.height:
             return f"dall-e-2 needs a square image (this one is {image.width}x{image.height})."
-        if byte_count >= DALL_E_MAX_BYTES:
+        if byte_count >= rules.DALL_E_MAX_BYTES:
             return "dall-e-2 needs a file smaller than 4 MB."
     if model.is_gpt_image and image.format not in GPT_IMAGE_INPUT_FORMATS:
         return f"{model.name} accepts PNG, JPEG and WEBP files (this one is {image.format})."
@@ -385,20 +377,20 @@ def _callback_url(body: Body) -> str | None:
     return url
 
 
-def _size(body: Body, model: catalog.ImageModel) -> str:
+def _size(body: Body, model: rules.Model) -> str:
     size = (body.text("size") or "").strip()
     if not size:
         # The upstream's defaults: dall-e-2 draws 1024x1024, the gpt-image models decide ("auto").
         return "auto" if model.sizes is None or "auto" in model.sizes else "1024x1024"
-    error = catalog.size_error(model, size)
+    error = rules.size_problem(model, size)
     if error:
         raise bad_request(error, "size", "invalid_value")
     return size
 
 
-def _n(body: Body, model: catalog.ImageModel) -> int:
+def _n(body: Body, model: rules.Model) -> int:
     given = (body.text("n") or "").strip()
-    if not model.native_n or not given:
+    if not model.takes_n or not given:
         return 1  # every model but dall-e-2 answers with one image, whatever n says
     try:
         n = int(given)
@@ -409,7 +401,7 @@ def _n(body: Body, model: catalog.ImageModel) -> int:
     return n
 
 
-def _response_format(body: Body, model: catalog.ImageModel) -> str:
+def _response_format(body: Body, model: rules.Model) -> str:
     given = body.text("response_format")
     if given:
         if given not in RESPONSE_FORMATS:
@@ -419,9 +411,7 @@ def _response_format(body: Body, model: catalog.ImageModel) -> str:
     return "b64_json" if model.is_gpt_image and body.kind == "multipart" else "url"
 
 
-def _mask(
-    body: Body, model: catalog.ImageModel, inputs: list[Image.Image | str]
-) -> Image.Image | None:
+def _mask(body: Body, model: rules.Model, inputs: list[Image.Image | str]) -> Image.Image | None:
     uploads = body.files.get("mask")
     if not uploads:
         return None
@@ -441,12 +431,11 @@ def mask_problem(mask: Image.Image, first: Image.Image | str) -> str | None:
     return None
 
 
-def _gpt_image_options(body: Body, model: catalog.ImageModel, job: Job) -> None:
-    # The same rules the app's form applies: both read them from the catalog.
-    given = {param: body.text(param) or "" for param in catalog.PARAM_NAMES if body.has(param)}
-    for name, problem in catalog.param_errors(model, given).items():
-        code = "unsupported_parameter" if "does not take" in problem else "invalid_value"
-        raise bad_request(problem, name, code)
+def _gpt_image_options(body: Body, model: rules.Model, job: Job) -> None:
+    given = {name: body.text(name) or "" for name in rules.PARAMS if body.has(name)}
+    if problem := rules.param_problem(model, given):
+        name, code, message = problem
+        raise bad_request(message, name, code)
     job.quality = body.text("quality") or None
     job.background = body.text("background") or None
     job.output_format = body.text("output_format") or "png"

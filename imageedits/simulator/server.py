@@ -23,9 +23,9 @@ from urllib.parse import unquote, urlsplit
 import httpx
 from PIL import Image
 
-from imageedits.edits import catalog
-from imageedits.simulator import pixels, protocol
-from imageedits.simulator.protocol import ACE, OPENAI, EditError, Job
+from imageedits.simulator import pixels, protocol, rules
+from imageedits.simulator.protocol import EditError, Job
+from imageedits.simulator.rules import ACE, OPENAI
 
 log = logging.getLogger("imageedits.simulator")
 
@@ -279,7 +279,7 @@ class SimulatorServer:
                 "background": job.background or "opaque",
                 "output_format": job.output_format,
             }
-        if job.model.takes_only_model_prompt_image:
+        if job.model.is_nano_banana:
             return {"created": created, "data": items}
         answer = {
             "success": True,
@@ -348,7 +348,7 @@ class SimulatorServer:
     ) -> tuple[int, list[dict], list[Image.Image]]:
         """(created, data items, pictures) for an accepted job."""
         pictures = self._pictures(job)
-        nano = job.model.takes_only_model_prompt_image
+        nano = job.model.is_nano_banana
         image_format = "jpeg" if nano else job.output_format
         items = []
         for index, picture in enumerate(pictures):
@@ -390,10 +390,10 @@ class SimulatorServer:
         edited = pixels.apply_prompt(picture, job.prompt)
         if job.mask is not None:
             edited = pixels.apply_mask(picture, edited, job.mask)
-        if job.model.takes_only_model_prompt_image or job.size == "auto":
+        if job.model.is_nano_banana or job.size == "auto":
             size = picture.size
         else:
-            size = catalog.parse_size(job.size) or picture.size
+            size = rules.parse_size(job.size) or picture.size
         edited = pixels.fit(edited, size)
         if job.background == "opaque":
             edited = pixels.flatten(edited)
@@ -411,7 +411,7 @@ class SimulatorServer:
                 chunks, total = [], 0
                 for chunk in reply.iter_bytes():
                     total += len(chunk)
-                    if total > protocol.MAX_IMAGE_BYTES:
+                    if total > rules.MAX_IMAGE_BYTES:
                         raise EditError("api_error", "fetch failed")
                     chunks.append(chunk)
         except (httpx.HTTPError, httpx.InvalidURL) as error:

@@ -18,12 +18,17 @@ from django.core.management.base import BaseCommand, CommandError
 DEMO_USERNAME = "demo"
 
 
-def worker_arguments() -> list[str]:
-    """The worker for the configured tasks backend. RQ needs django-tasks-rq's job class, and its
-    scheduler for tasks deferred with `run_after` (retries, late-callback checks)."""
+def worker_commands() -> dict[str, list[str]]:
+    """WORKER_PROCESSES workers for the configured tasks backend. RQ's pool runs them under one
+    parent, each with django-tasks-rq's job class and RQ's scheduler (for the tasks deferred
+    with `run_after`: retries, late-callback checks); django-tasks-db's are separate
+    processes."""
+    count = settings.WORKER_PROCESSES
     if settings.TASKS["default"]["BACKEND"] == "django_tasks_rq.RQBackend":
-        return ["rqworker", "--job-class", "django_tasks_rq.Job", "--with-scheduler"]
-    return ["db_worker", "--interval", "0.5", "--no-startup-delay"]
+        pool = ["rqworker-pool", "--job-class", "django_tasks_rq.Job", "--num-workers", str(count)]
+        return {"workers": [sys.executable, "manage.py", *pool]}
+    db_worker = [sys.executable, "manage.py", "db_worker", "--interval", "0.5"]
+    return {f"worker {number}": db_worker for number in range(1, count + 1)}
 
 
 class Command(BaseCommand):
@@ -50,7 +55,7 @@ class Command(BaseCommand):
                 "--host", simulator.hostname, "--port", str(simulator.port),
                 "--latency", os.environ.get("SIMULATOR_LATENCY", "4"),
             ]  # fmt: skip
-        commands["worker"] = [sys.executable, "manage.py", *worker_arguments()]
+        commands.update(worker_commands())
         commands["reaper"] = [sys.executable, "manage.py", "reap", "--every", "30"]
         commands["web"] = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"]
 
@@ -66,7 +71,8 @@ class Command(BaseCommand):
             + f"  Log in as {DEMO_USERNAME} / {password}\n"
             + f"  Edits go to {upstream}"
             + (" (callbacks on)" if env.get("PUBLIC_BASE_URL") else " (no callbacks)")
-            + "\n  Ctrl-C stops web, worker, reaper and simulator.\n"
+            + f"\n  {settings.WORKER_PROCESSES} worker processes"
+            + "\n  Ctrl-C stops web, workers, reaper and simulator.\n"
         )
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -1,5 +1,5 @@
 """`manage.py reap`: recover edits that a killed worker or a lost task left behind (see
-services.reap). Run it every minute from cron, or keep it running with --every."""
+housekeeping.py). Run it every minute from cron, or keep it running with --every."""
 
 import logging
 import time
@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
-from imageedits.edits import services
+from imageedits.edits import housekeeping
 
 # A file younger than this may belong to an edit whose transaction is still open.
 ORPHAN_AGE = timedelta(hours=1)
@@ -31,10 +31,10 @@ class Command(BaseCommand):
         last_sweep = 0.0
         while True:
             try:
-                counts = services.reap()
+                counts = housekeeping.reap()
                 if time.monotonic() - last_sweep >= sweep_every:
-                    counts["orphans_deleted"] = services.sweep_orphans(ORPHAN_AGE)
-                    counts.update(services.tidy_task_rows())
+                    counts["orphans_deleted"] = housekeeping.sweep_orphans(ORPHAN_AGE)
+                    counts.update(housekeeping.tidy_task_rows())
                     last_sweep = time.monotonic()
             except Exception:
                 if not every:

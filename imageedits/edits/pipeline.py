@@ -1,0 +1,283 @@
+"""An edit's whole life after it is created, as three tasks that take ids only.
+
+    services.create_edit ──on commit──▶ start_edit(edit)
+    start_edit        marks the edit running, queues one run_submission per upstream request
+    run_submission    sends the request, then
+                        · an answer came: stores its results (finish) and settles the edit
+                        · the upstream will call back: schedules a check_submission, returns
+                        · a failure worth retrying: queues itself again with run_after (backoff,
+                          Retry-After), up to UPSTREAM_ATTEMPTS tries; else fails the request
+    check_submission  reads the upstream's task record, then finishes, fails, or looks again
+                      later; queued by the callback view the moment a callback comes, and
+                      scheduled after CALLBACK_CHECK_AFTER in case it never does
+
+The queue is the only way an edit moves forward: views and the reaper (housekeeping.py) only
+queue these tasks. Every state change is a conditional update on the row (models.StateMachine),
+so a task that runs twice, late, or after its edit was deleted does nothing.
+"""
+
+import logging
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.tasks import task
+from django.urls import reverse
+from django.utils import timezone
+
+from . import images, storage, upstream
+from .models import Edit, ResultImage, Submission
+
+try:  # RQ stops a job that outlives its timeout by raising this inside it.
+    from rq.timeouts import JobTimeoutException as JobTimedOut
+except ImportError:  # pragma: no cover - without RQ nothing stops a job early
+
+    class JobTimedOut(Exception):
+        pass
+
+
+logger = logging.getLogger(__name__)
+
+# How often to read the task record again while the upstream is still working.
+CHECK_INTERVAL = timedelta(seconds=60)
+# After a callback the task record may lag a moment behind it.
+CONFIRM_AGAIN_AFTER = timedelta(seconds=5)
+INTERNAL_ERROR = "Something went wrong on our side. Try again."
+
+
+@task
+def start_edit(edit_id: int) -> None:
+    """Mark the edit running and queue each of its requests; they run side by side."""
+    edit = Edit.objects.filter(pk=edit_id).first()
+    if edit is None or not edit.mark_running():
+        return  # deleted, or already started by another run of this task
+    for submission_id in edit.submissions.filter(status=Submission.Status.QUEUED).values_list(
+        "pk", flat=True
+    ):
+        run_submission.enqueue(submission_id)
+
+
+@task
+def run_submission(submission_id: int) -> None:
+    """Send one request to the upstream and deal with whatever comes back."""
+    submission = Submission.objects.select_related("edit").filter(pk=submission_id).first()
+    if submission is None or not submission.mark_running():
+        return  # deleted, finished, or taken by another run of this task
+    try:
+        answer = upstream.submit(_upstream_request(submission))
+        if isinstance(answer, upstream.Submitted):
+            submission.mark_submitted(answer.task_id, answer.trace_id)
+            _check_later(submission, settings.CALLBACK_CHECK_AFTER)
+            return
+        submission.mark_answered(answer.task_id, answer.trace_id)
+        finish(submission, answer)
+    except upstream.UpstreamError as error:
+        _retry_or_fail(submission, error)
+    except JobTimedOut:
+        recover_lost(submission)  # as if the worker had died; nothing was stored
+        raise
+    except Exception:
+        logger.exception("Request %s failed unexpectedly", submission.pk)
+        _fail(submission, "internal_error", INTERNAL_ERROR)
+
+
+@task
+def check_submission(submission_id: int, task_id: str = "") -> None:
+    """Read the request's task record: finish, fail, or look again later.
+
+    `task_id` is the task this check was queued for ("" for whatever task the request has):
+    after a "Try again" the old task's checks find a different one and do nothing."""
+    submission = Submission.objects.select_related("edit").filter(pk=submission_id).first()
+    if submission is None or not submission.is_active:
+        return
+    if task_id and task_id != submission.task_id:
+        return
+    if not submission.task_id:  # a callback overtook the worker recording the task id
+        _check_later(submission, CONFIRM_AGAIN_AFTER.total_seconds())
+        return
+    try:
+        answer = upstream.retrieve_task(submission.task_id)
+        if answer is not None:
+            finish(submission, answer)
+            return
+    except upstream.TaskFailed as failure:
+        _retry_or_fail(submission, failure.error)
+        return
+    except upstream.TaskUnknown as error:
+        if timezone.now() - submission.submitted_at < CONFIRM_AGAIN_AFTER * 3:
+            _check_later(submission, CONFIRM_AGAIN_AFTER.total_seconds())
+        else:  # the upstream lost it: send the request again
+            _retry_or_fail(submission, error)
+        return
+    except upstream.UpstreamError as error:
+        if not error.retryable:
+            _fail(submission, error.code, error.message, error.trace_id)
+            return
+    except Exception:
+        # Whatever broke (storage, database), the checks must go on, or the edit would stay
+        # running for good.
+        logger.exception("Checking request %s failed; checking again later", submission.pk)
+    waited = timezone.now() - submission.submitted_at
+    if waited.total_seconds() >= settings.CALLBACK_GIVE_UP_AFTER:
+        message = "The image service never reported back on this edit. Try again."
+        _fail(submission, "callback_timeout", message)
+    else:
+        _check_later(submission, CHECK_INTERVAL.total_seconds())
+
+
+# --- Recovering -------------------------------------------------------------------------------
+
+
+def recover_lost(submission: Submission) -> None:
+    """The worker running this request stopped (killed, or its job timed out).
+
+    If the upstream had already answered, the answer is read from its task record rather than
+    paid for again; otherwise the request is sent again, as a try of its own."""
+    if submission.task_id and upstream.supports_callbacks():
+        if submission.mark_submitted(submission.task_id, submission.trace_id):
+            check_submission.enqueue(submission.pk, submission.task_id)
+        return
+    lost = upstream.ServiceUnreachable(
+        "The worker running this edit stopped before the image service answered.",
+        code="worker_lost",
+    )
+    _retry_or_fail(submission, lost)
+
+
+# --- Ending a request -------------------------------------------------------------------------
+
+
+def _retry_or_fail(submission: Submission, error: upstream.UpstreamError) -> None:
+    """Queue the request again later if the failure is worth it and tries remain; else fail."""
+    if not (error.retryable and submission.tries < settings.UPSTREAM_ATTEMPTS):
+        _fail(submission, error.code, error.message, error.trace_id)
+        return
+    # Exponential backoff with jitter, and never sooner than the upstream's Retry-After.
+    backoff = settings.RETRY_BASE_DELAY * 2 ** max(submission.tries - 1, 0)
+    delay = min(backoff, settings.RETRY_MAX_DELAY) * random.uniform(0.5, 1.5)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    run_after = timezone.now() + timedelta(seconds=delay)
+    if submission.mark_retrying(error.code, error.message, run_after):
+        run_submission.using(run_after=run_after).enqueue(submission.pk)
+
+
+def _fail(submission: Submission, code: str, message: str, trace_id: str = "") -> None:
+    submission.mark_failed(code, message, trace_id)
+    submission.edit.settle()
+
+
+def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
+    """Store every result image of one answer, then mark the request succeeded, unless
+    something else finished it first (then the files just stored are removed again)."""
+    edit = submission.edit
+    stored: list[str] = []
+    downloads_end = time.monotonic() + settings.RESULT_DOWNLOAD_TIMEOUT
+    try:
+        keep = _KeepUnmasked.for_edit(edit)
+        results = []
+        for offset, data in enumerate(answer.images[: submission.n]):
+            try:
+                raw = images.reencode(upstream.result_bytes(data, downloads_end))
+                shown = keep.apply(raw) if keep else raw
+            except images.InvalidImage as error:
+                raise upstream.MalformedAnswer(
+                    "The image service sent a result that is not a readable image.",
+                    code="bad_image_data",
+                ) from error
+            name = storage.save("results", shown)
+            stored.append(name)
+            raw_name = ""
+            if keep:
+                raw_name = storage.save("results", raw)
+                stored.append(raw_name)
+            thumb = storage.save("thumbnails", images.thumbnail(shown.content))
+            stored.append(thumb)
+            results.append(
+                ResultImage(
+                    edit=edit,
+                    submission=submission,
+                    position=submission.first_position + offset,
+                    file=name,
+                    raw_file=raw_name,
+                    thumbnail=thumb,
+                    width=shown.width,
+                    height=shown.height,
+                    revised_prompt=data.revised_prompt,
+                )  # fmt: skip
+            )
+        with transaction.atomic():
+            won = submission.mark_succeeded(
+                answer.task_id, answer.trace_id, answer.elapsed, answer.reported
+            )
+            if won:
+                ResultImage.objects.bulk_create(results)
+        if not won:  # another check or a second run of this task finished the request first
+            storage.delete(stored)
+    except upstream.UpstreamError as error:
+        storage.delete(stored)
+        error.trace_id = error.trace_id or answer.trace_id
+        _retry_or_fail(submission, error)  # e.g. a result download that timed out
+        return
+    except BaseException:
+        storage.delete(stored)
+        raise
+    edit.settle()
+
+
+@dataclass(frozen=True)
+class _KeepUnmasked:
+    """The first input and the mask, to put the original's pixels back outside the mask."""
+
+    original: bytes
+    mask: bytes
+
+    @classmethod
+    def for_edit(cls, edit: Edit) -> "_KeepUnmasked | None":
+        first = edit.inputs.filter(position=0).exclude(file="").first()
+        if not (edit.keep_unmasked and edit.mask and first):
+            return None
+        return cls(storage.read(first.file), storage.read(edit.mask))
+
+    def apply(self, result: images.EncodedImage) -> images.EncodedImage:
+        return images.keep_outside_mask(result, self.original, self.mask)
+
+
+# --- Building the request ---------------------------------------------------------------------
+
+
+def _upstream_request(submission: Submission) -> upstream.EditRequest:
+    """The request for one Submission: the edit's inputs as stored (image URLs were checked
+    when the edit was created, and kept as URLs only where the upstream takes them)."""
+    edit = submission.edit
+    request = upstream.EditRequest(
+        model=edit.model, prompt=edit.prompt, size=edit.size, params=dict(edit.params),
+        n=submission.n,
+    )  # fmt: skip
+    for item in edit.inputs.all():
+        request.images.append(item.url or _input_file(f"input-{item.position + 1}", item.file))
+    if edit.mask:
+        request.mask = _input_file("mask", edit.mask)
+    if settings.PUBLIC_BASE_URL and upstream.supports_callbacks():
+        secret = secrets.token_urlsafe(32)
+        submission.set_callback_secret(secret)
+        path = reverse("edit-callback", args=[submission.pk, secret])
+        request.callback_url = settings.PUBLIC_BASE_URL + path
+    return request
+
+
+def _check_later(submission: Submission, after_seconds: float) -> None:
+    run_after = timezone.now() + timedelta(seconds=after_seconds)
+    check_submission.using(run_after=run_after).enqueue(submission.pk, submission.task_id)
+
+
+def _input_file(stem: str, stored) -> upstream.InputFile:
+    extension = stored.name.rsplit(".", 1)[-1]
+    return upstream.InputFile(
+        f"{stem}.{extension}", storage.read(stored), images.content_type_for(stored.name)
+    )
