@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-postgres soak lint format bench clean
+.PHONY: run test test-postgres test-rq soak lint format bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 12, 4) else f"imageedits needs Python >= 3.12.4; {sys.executable} is {v[0]}.{v[1]}.{v[2]}")'
@@ -23,6 +23,12 @@ test: $(STAMP)
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/imageedits
 test-postgres: $(STAMP)
 	DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest -m "not browser" $(ARGS)
+
+# The whole suite again with the RQ tasks backend, on its own Redis database (emptied by each
+# test): RQ's worker runs the same tasks as django-tasks-db's.
+RQ_TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
+test-rq: $(STAMP)
+	TASKS_BACKEND=django_tasks_rq.RQBackend REDIS_URL=$(RQ_TEST_REDIS_URL) $(BIN)/python -m pytest $(ARGS)
 
 # 300 edits, 20% injected faults, a worker killed midway (bounded: SOAK_SECONDS, default 300).
 soak: $(STAMP)

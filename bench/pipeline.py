@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix="imageedits-bench-")
 os.environ.pop("DATABASE_URL", None)
+os.environ["TASKS_BACKEND"] = "django_tasks_db.DatabaseBackend"  # the embedded default
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageedits.settings")
 
 import django  # noqa: E402

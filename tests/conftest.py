@@ -1,15 +1,24 @@
 import io
 import os
 import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import redis
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 from PIL import Image
 
 from imageedits.simulator import SimulatorServer
+
+try:
+    from django_tasks_rq.backend import Job
+except ImportError:  # only `make test-rq` needs it
+    Job = None
 
 # Playwright's sync API keeps an event loop running in the main thread; Django's ORM refuses to
 # run there unless told it is safe, which it is: nothing else runs in that loop.
@@ -103,7 +112,15 @@ def stored_files(settings):
 
 @pytest.fixture
 def worker(transactional_db):
-    """django-tasks-db's own worker, running in a thread against the test database."""
+    """The backend's own worker, running in a thread against the test database."""
+    if on_rq():
+        stop = threading.Event()
+        thread = threading.Thread(target=run_rq_jobs, args=(False, stop), daemon=True)
+        thread.start()
+        yield thread
+        stop.set()
+        thread.join(timeout=10)
+        return
     from django_tasks_db.management.commands.db_worker import Worker
 
     db_worker = Worker(
@@ -124,9 +141,45 @@ def worker(transactional_db):
     thread.join(timeout=10)
 
 
+def on_rq() -> bool:
+    """Whether this run uses the RQ backend (`make test-rq`) instead of django-tasks-db."""
+    return settings.TASKS["default"]["BACKEND"] == "django_tasks_rq.RQBackend"
+
+
+@dataclass(frozen=True)
+class QueuedTask:
+    name: str
+    args: list
+    run_after: datetime | None
+
+
+def queued(task_name: str = "") -> list[QueuedTask]:
+    """The pipeline's tasks not yet run (`task_name`'s only, if given), due or deferred."""
+    if on_rq():
+        queue = rq_queue()
+        job_ids = [*queue.get_job_ids(), *queue.scheduled_job_registry.get_job_ids()]
+        tasks = []
+        for job in Job.fetch_many(job_ids, connection=queue.connection):
+            if job is not None:
+                run_after = job.task_result.task.run_after
+                tasks.append(
+                    QueuedTask(job.func_name.rsplit(".", 1)[-1], list(job.args), run_after)
+                )
+    else:
+        from django_tasks_db.models import DBTaskResult
+
+        tasks = [
+            QueuedTask(row.task_path.rsplit(".", 1)[-1], row.args_kwargs["args"], row.run_after)
+            for row in DBTaskResult.objects.filter(status="READY")
+        ]
+    return [task for task in tasks if task.name == task_name or not task_name]
+
+
 def run_tasks() -> int:
     """Run every task that is due, in this thread, one after another as a worker would, until
     none is left (tasks deferred to later stay queued). Returns how many ran."""
+    if on_rq():
+        return run_rq_jobs(burst=True)
     from django_tasks_db.management.commands.db_worker import Worker
     from django_tasks_db.models import DBTaskResult
 
@@ -150,14 +203,52 @@ def run_edit(edit) -> None:
     run_tasks()
 
 
-def queued(task_name: str) -> list:
-    """The tasks of this name (start_edit, run_submission, check_submission) not yet run."""
-    from django_tasks_db.models import DBTaskResult
+# --- RQ (`make test-rq`): the same queue as production, worked in this process -----------------
 
-    rows = DBTaskResult.objects.filter(
-        task_path=f"imageedits.edits.pipeline.{task_name}", status="READY"
-    )
-    return list(rows)
+
+def rq_queue():
+    import django_rq
+
+    return django_rq.get_queue("default", job_class=Job)
+
+
+def run_rq_jobs(burst: bool, stop: threading.Event | None = None) -> int:
+    """RQ's own SimpleWorker in this thread: move due deferred jobs to the queue and run what
+    is there; once (burst) or until `stop` is set."""
+    from rq import SimpleWorker
+    from rq.scheduler import RQScheduler
+    from rq.timeouts import TimerDeathPenalty
+
+    class ThreadWorker(SimpleWorker):
+        death_penalty_class = TimerDeathPenalty  # SIGALRM works in the main thread only
+
+        def _install_signal_handlers(self) -> None:
+            pass  # likewise; the test stops it
+
+    queue = rq_queue()
+    scheduler = RQScheduler([queue], connection=queue.connection)
+    ran = 0
+    while not (stop is not None and stop.is_set()):
+        if scheduler.acquire_locks():
+            scheduler.enqueue_scheduled_jobs()
+            scheduler.release_locks()
+        if queue.count:
+            worker = ThreadWorker([queue], connection=queue.connection, job_class=Job)
+            before = queue.finished_job_registry.count + queue.failed_job_registry.count
+            worker.work(burst=True, logging_level="WARNING")
+            ran += queue.finished_job_registry.count + queue.failed_job_registry.count - before
+        elif burst:
+            break
+        else:
+            time.sleep(0.05)
+    return ran
+
+
+@pytest.fixture(autouse=True)
+def _empty_rq_queue(request):
+    """On RQ, each test starts with an empty queue (its own Redis database, see Makefile)."""
+    if on_rq():
+        rq_queue().connection.flushdb()
 
 
 @pytest.fixture(scope="session")

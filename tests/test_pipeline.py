@@ -6,7 +6,6 @@ import io
 
 import pytest
 from django.core.files.storage import default_storage
-from django_tasks_db.models import DBTaskResult
 from PIL import Image, PngImagePlugin
 
 from imageedits.edits import images, pipeline, services, upstream
@@ -37,9 +36,8 @@ def test_creating_an_edit_stores_inputs_and_queues_its_run_on_commit(
     stored = edit.inputs.get()
     assert stored.file.name.startswith("inputs/") and stored.file.name.endswith(".png")
     assert (stored.width, stored.height) == (64, 48)
-    (task,) = queued("start_edit")
-    assert task.args_kwargs["args"] == [edit.pk]
-    assert DBTaskResult.objects.count() == 1
+    (task,) = queued()
+    assert (task.name, task.args) == ("start_edit", [edit.pk])
 
 
 def test_a_failed_create_leaves_no_row_and_no_file(alice, stored_files, monkeypatch):
@@ -178,7 +176,7 @@ def test_starting_an_edit_queues_one_task_per_request_and_sends_nothing(alice, s
     pipeline.start_edit.call(edit.pk)
 
     assert Edit.objects.get(pk=edit.pk).status == Edit.Status.RUNNING
-    requests = {task.args_kwargs["args"][0] for task in queued("run_submission")}
+    requests = {task.args[0] for task in queued("run_submission")}
     assert requests == set(edit.submissions.values_list("pk", flat=True))
     assert simulator.received == []  # each request is sent by its own task
 

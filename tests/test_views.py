@@ -6,12 +6,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
-from django_tasks_db.models import DBTaskResult
 
 from imageedits.edits import images, services
 from imageedits.edits.models import Edit
 
-from .conftest import make_png, run_edit
+from .conftest import make_png, queued, run_edit
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +52,7 @@ def test_a_valid_submission_creates_the_edit_and_its_task_then_redirects(
     assert response.status_code == 302 and response.url == edit.get_absolute_url()
     assert (edit.owner, edit.prompt, edit.size) == (alice, "make it grayscale", "1024x1536")
     assert edit.inputs.count() == 1
-    assert DBTaskResult.objects.filter(args_kwargs__args=[edit.pk]).exists()
+    assert [(task.name, task.args) for task in queued()] == [("start_edit", [edit.pk])]
 
 
 def test_auto_is_stored_as_no_size(client, alice):
@@ -107,7 +106,7 @@ def test_an_upload_that_is_not_an_image_is_refused_and_nothing_is_stored(
     response = post_edit(client, images=[fake])
     assert response.status_code == 400
     assert "“notes.png” cannot be used" in response.content.decode()
-    assert Edit.objects.count() == 0 and DBTaskResult.objects.count() == 0
+    assert Edit.objects.count() == 0 and queued() == []
     assert stored_files() == []
 
 
