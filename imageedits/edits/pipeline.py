@@ -11,8 +11,11 @@
                       later; queued by the callback view the moment a callback comes, and
                       scheduled after CALLBACK_CHECK_AFTER in case it never does
 
-The queue is the only way an edit moves forward: views and the reaper (housekeeping.py) only
-queue these tasks. Every state change is a conditional update on the row (models.StateMachine),
+A worker that dies, or whose RQ job runs out of time, leaves its request running past its lease;
+the reaper (housekeeping.py) hands it to recover_lost, which reads an answer already given (and
+paid for) from the task record, or sends the request again as a try of its own.
+
+The queue is the only way an edit moves forward: views and the reaper only queue these tasks. Every state change is a conditional update on the row (models.StateMachine),
 so a task that runs twice, late, or after its edit was deleted does nothing.
 """
 
@@ -34,7 +37,7 @@ from .models import Edit, ResultImage, Submission
 
 try:  # RQ stops a job that outlives its timeout by raising this inside it.
     from rq.timeouts import JobTimeoutException as JobTimedOut
-except ImportError:  # pragma: no cover - without RQ nothing stops a job early
+except ImportError:  # without RQ nothing stops a job early
 
     class JobTimedOut(Exception):
         pass
@@ -99,6 +102,7 @@ def check_submission(submission_id: int, task_id: str = "") -> None:
     if not submission.task_id:  # a callback overtook the worker recording the task id
         _check_later(submission, CONFIRM_AGAIN_AFTER.total_seconds())
         return
+    waited = timezone.now() - (submission.submitted_at or submission.started_at or timezone.now())
     try:
         answer = upstream.retrieve_task(submission.task_id)
         if answer is not None:
@@ -108,7 +112,7 @@ def check_submission(submission_id: int, task_id: str = "") -> None:
         _retry_or_fail(submission, failure.error)
         return
     except upstream.TaskUnknown as error:
-        if timezone.now() - submission.submitted_at < CONFIRM_AGAIN_AFTER * 3:
+        if waited < CONFIRM_AGAIN_AFTER * 3:
             _check_later(submission, CONFIRM_AGAIN_AFTER.total_seconds())
         else:  # the upstream lost it: send the request again
             _retry_or_fail(submission, error)
@@ -121,7 +125,6 @@ def check_submission(submission_id: int, task_id: str = "") -> None:
         # Whatever broke (storage, database), the checks must go on, or the edit would stay
         # running for good.
         logger.exception("Checking request %s failed; checking again later", submission.pk)
-    waited = timezone.now() - submission.submitted_at
     if waited.total_seconds() >= settings.CALLBACK_GIVE_UP_AFTER:
         message = "The image service never reported back on this edit. Try again."
         _fail(submission, "callback_timeout", message)

@@ -5,6 +5,6 @@ Start it in tests with `SimulatorServer(port=0).start()`, or on its own with
 requests by are its own (rules.py).
 """
 
-from imageedits.simulator.server import SimulatorConfig, SimulatorServer
+from imageedits.simulator.server import SimulatorServer
 
-__all__ = ["SimulatorConfig", "SimulatorServer"]
+__all__ = ["SimulatorServer"]

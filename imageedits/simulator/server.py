@@ -142,13 +142,6 @@ class SimulatorServer:
             self._thread.join()
             self._thread = None
 
-    def __enter__(self) -> "SimulatorServer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     def inject(self, fault: str, times: int = 1) -> None:
         """Give the next `times` edit requests this fault, after any already queued."""
         if fault not in INJECTABLE:
