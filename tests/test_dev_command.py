@@ -37,6 +37,22 @@ def wait_for(url: str, seconds: float = 30) -> httpx.Response:
             time.sleep(0.2)
 
 
+def worker_processes(var_dir: str, name: str) -> int:
+    """How many `manage.py <name>` processes of this dev run are running (not counting the
+    autoreloader's or a pool's children, which carry the same command line)."""
+    commands = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if f"VAR_DIR={var_dir}".encode() not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            commands[int(entry.name)] = ((entry / "cmdline").read_bytes(), parent)
+        except (OSError, ValueError):
+            continue  # not a process, or one that just ended
+    ours = {pid for pid, (command, _) in commands.items() if name.encode() in command.split(b"\0")}
+    return sum(1 for pid in ours if commands[pid][1] not in ours)
+
+
 def is_listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -63,7 +79,7 @@ def dev_server(request, tmp_path):
         [sys.executable, "manage.py", "dev", "--port", str(web_port)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    yield process, web_port, simulator_port, request.param
+    yield process, web_port, simulator_port, request.param, str(tmp_path)
     if process.poll() is None:  # the test failed midway: stop everything dev started, too
         process.send_signal(signal.SIGINT)
         try:
@@ -74,7 +90,7 @@ def dev_server(request, tmp_path):
 
 
 def test_dev_serves_app_worker_and_simulator_and_stops_them_all(dev_server):
-    process, web_port, simulator_port, backend = dev_server
+    process, web_port, simulator_port, backend, var_dir = dev_server
     base = f"http://127.0.0.1:{web_port}"
     assert wait_for(f"{base}/login/").status_code == 200
     assert wait_for(f"http://127.0.0.1:{simulator_port}/healthz").status_code == 200
@@ -103,10 +119,15 @@ def test_dev_serves_app_worker_and_simulator_and_stops_them_all(dev_server):
         assert "Edited image 1" in status.text
     if backend == "django_tasks_rq.RQBackend":
         assert redis.Redis.from_url(TEST_REDIS_URL).keys("rq:job:*"), "no job went through Redis"
+        # One pool of WORKER_PROCESSES (2) workers, each registered with RQ.
+        assert worker_processes(var_dir, "rqworker-pool") == 1
+        assert redis.Redis.from_url(TEST_REDIS_URL).scard("rq:workers") == 2
+    else:
+        assert worker_processes(var_dir, "db_worker") == 2
 
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=30)
     assert f"running at {base}/" in output
     assert "Log in as demo / a-demo-password" in output
-    assert "callbacks on" in output
+    assert "callbacks on" in output and "2 worker processes" in output
     assert not is_listening(web_port) and not is_listening(simulator_port)
