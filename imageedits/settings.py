@@ -255,6 +255,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's own handlers for these (a console without the redaction in DEBUG, e-mail to
+        # ADMINS) would print "Not Found: /s/<token>/" whole: replaced by ours, in every mode.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # httpx logs every request URL at INFO; keep it at WARNING so nothing upstream-related
         # is logged by accident.
         "httpx": {"level": "WARNING"},

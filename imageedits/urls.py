@@ -4,7 +4,10 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from imageedits.edits import views
-from imageedits.edits.throttle import ThrottledAuthenticationForm
+from imageedits.edits.throttle import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
+
+# The admin's log-in counts failures with the app's: one throttle for every log-in.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="edit-new"), name="home"),

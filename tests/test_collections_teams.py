@@ -122,8 +122,8 @@ def team(alice, bob):
     return crew
 
 
-def test_the_team_tab_shows_exactly_what_teammates_shared(client, alice, bob, team,
-                                                          django_user_model):  # fmt: skip
+def test_the_team_tab_shows_exactly_what_the_team_shared(client, alice, bob, team,
+                                                         django_user_model):  # fmt: skip
     shared = finished(bob, "bob shares this")
     finished(bob, "bob keeps this")
     outsider = django_user_model.objects.create_user("carol", password="x")
@@ -133,9 +133,11 @@ def test_the_team_tab_shows_exactly_what_teammates_shared(client, alice, bob, te
     Edit.objects.filter(pk=mine.pk).update(shared_with_team=True)
 
     client.force_login(alice)
-    assert cards(client, tab="team") == [shared.pk]
+    assert cards(client, tab="team") == [mine.pk, shared.pk]
     page = client.get(reverse("edit-list"), {"tab": "team"}).content.decode()
-    assert "by bob" in page
+    assert "by bob" in page and "by you" in page
+    assert f'href="{mine.get_absolute_url()}"' in page  # her own opens as hers
+    assert f'href="{reverse("team-edit", args=[shared.pk])}"' in page
     assert "Design: alice, bob." in page  # who sees what is shared with the team
     detail = client.get(reverse("team-edit", args=[shared.pk]))
     assert f"Edit {shared.pk} by bob" in detail.content.decode()
@@ -158,6 +160,7 @@ def test_the_owner_switches_team_sharing(client, alice, bob, team):
     client.force_login(alice)
     client.post(reverse("edit-team-share", args=[edit.pk]))
     assert Edit.objects.get(pk=edit.pk).shared_with_team
+    assert cards(client, tab="team") == [edit.pk]  # the owner sees what the team sees
     client.force_login(bob)
     assert client.post(reverse("edit-team-share", args=[edit.pk])).status_code == 404
     assert cards(client, tab="team") == [edit.pk]

@@ -126,3 +126,13 @@ def test_another_persons_gallery_urls_are_404(client, alice, bob, name):
     assert client.get(reverse(name, args=[edit.pk])).status_code == 404
     assert client.post(reverse(name, args=[edit.pk])).status_code in (404, 405)
     assert Edit.objects.filter(pk=edit.pk).exists()
+
+
+@pytest.mark.parametrize(("count", "said"), [(1, "1 edit matches."), (3, "3 edits match.")])
+def test_the_live_region_says_how_many_match_in_words(logged_in, alice, count, said):
+    for number in range(count):
+        Edit.objects.create(owner=alice, prompt=f"sepia {number}", model="gpt-image-2")
+    page = logged_in.get(reverse("edit-list"), {"q": "sepia"}, HTTP_HX_REQUEST="true")
+    assert f'<p id="gallery-announcement" hx-swap-oob="innerHTML">{said}</p>' in (
+        page.content.decode()
+    )

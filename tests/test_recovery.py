@@ -282,18 +282,38 @@ def test_a_check_left_from_before_a_rerun_does_nothing(alice, settings, simulato
     assert Submission.objects.get(pk=fresh.pk).status == Submission.Status.QUEUED
 
 
-def test_a_failed_task_record_worth_retrying_sends_the_request_again(alice, settings, simulator):
+def test_a_failed_task_record_not_worth_retrying_fails_the_request(alice, settings, simulator):
     settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"
-    missing = f"{simulator.url}/files/no-such-image.png"  # the upstream's fetch fails: api_error
+    missing = f"{simulator.url}/files/no-such-image.png"  # the upstream's fetch fails
     edit = services.create_edit(alice, services.NewEdit("blur", "gpt-image-2", "", [], [missing]))
     run_edit(edit)
     submission = edit.submissions.get()
     wait_for_task_record(submission)
     pipeline.check_submission.call(submission.pk)
+    edit.refresh_from_db()
+    assert edit.status == Edit.Status.FAILED
+    assert "could not download one of the image URLs" in edit.error_message
+    assert tasks_named("run_submission") == 0
+
+
+def test_a_task_the_upstream_lost_is_sent_again(alice, settings, simulator):
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"
+    settings.RETRY_BASE_DELAY = 0
+    edit = create(alice)
+    run_edit(edit)
+    submission = edit.submissions.get()
+    wait_for_task_record(submission)
+    simulator.reset()  # the upstream forgets its tasks
+    Submission.objects.filter(pk=submission.pk).update(
+        submitted_at=timezone.now() - timedelta(minutes=1)
+    )
+    pipeline.check_submission.call(submission.pk)
     submission.refresh_from_db()
-    assert submission.status == Submission.Status.QUEUED  # sent again, not failed at once
-    assert "could not download one of the image URLs" in submission.error_message
-    assert tasks_named("run_submission") == 1
+    assert submission.status == Submission.Status.QUEUED
+    assert "no record of this edit" in submission.error_message
+    run_tasks()  # sent again; its callback is lost too, so it waits
+    submission.refresh_from_db()
+    assert submission.attempts == 2 and submission.status == Submission.Status.RUNNING
 
 
 def test_orphaned_files_are_swept_once_old_enough(alice, settings, stored_files):

@@ -100,7 +100,7 @@ def test_a_revoked_link_is_404(owner, finished):
     owner.post(reverse("edit-share-revoke", args=[finished.pk, link.pk]))
     gone = Client().get(url)
     assert gone.status_code == 404
-    assert "A share link ends here once its owner revokes it or it expires" in gone.content.decode()
+    assert "Its owner revoked it, or it expired" in gone.content.decode()
     assert Client().get(f"{url}result/0/").status_code == 404
 
 
@@ -147,3 +147,27 @@ def test_managing_links_needs_a_csrf_token(alice, finished):
     strict.force_login(alice)
     assert strict.post(reverse("edit-share", args=[finished.pk])).status_code == 403
     assert ShareLink.objects.count() == 0
+
+
+def test_every_live_link_of_an_edit_is_listed_whatever_became_of_the_edit(owner, finished):
+    share(owner, finished)
+    Edit.objects.filter(pk=finished.pk).update(status=Edit.Status.FAILED)  # e.g. run again
+    finished.results.all().delete()
+    page = owner.get(finished.get_absolute_url()).content.decode()
+    assert 'aria-label="Share links"' in page and "Revoke" in page
+    assert "This edit has no result to share." in page
+
+
+def test_the_share_form_arrives_with_the_result(owner, alice):
+    upload = images.reencode(make_png())
+    edit = services.create_edit(alice, services.NewEdit("p", "gpt-image-2", "", [upload], []))
+    page = owner.get(edit.get_absolute_url()).content.decode()
+    assert "A link to share this edit can be made once it has a result." in page
+    run_edit(edit)
+    poll = owner.get(reverse("edit-status", args=[edit.pk]), headers={"HX-Request": "true"})
+    fragment = poll.content.decode()
+    assert (
+        '<section id="share" class="share" aria-labelledby="share-heading" hx-swap-oob="true">'
+        in (fragment)
+    )
+    assert "Create share link" in fragment

@@ -71,17 +71,6 @@ def test_image_urls_are_accepted_one_per_line(client, alice, simulator):
     assert simulator.received[-1]["content_type"] == "json"
 
 
-def test_an_image_url_that_gives_no_image_is_refused_when_the_edit_is_made(
-    client, alice, simulator
-):
-    client.force_login(alice)
-    gone = f"{simulator.url}/files/no-such-image.png"
-    response = post_edit(client, images=[], image_urls=gone)
-    assert response.status_code == 400
-    assert f"“{gone}” cannot be used: the address answered HTTP 404." in response.content.decode()
-    assert Edit.objects.count() == 0 and simulator.received == []
-
-
 @pytest.mark.parametrize(
     ("model", "size"), [("gpt-image-1", "1024x1024"), ("dall-e-2", "1024x1024")]
 )

@@ -9,6 +9,7 @@ IMAGE_FETCH_ALLOWED_HOSTS (the simulator in development and tests) skip the addr
 import ipaddress
 import socket
 import time
+from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -17,7 +18,10 @@ from django.conf import settings
 from . import images
 
 MAX_BYTES = 50 * 1024 * 1024
+# All the image URLs of one edit together: one deadline, one byte and one pixel budget, so
+# that many slow, large or huge URLs cannot hold a web process for longer or make it bigger.
 DEADLINE_SECONDS = 30.0
+BUDGET_BYTES = 200 * 1024 * 1024
 MAX_REDIRECTS = 3
 
 
@@ -25,20 +29,31 @@ class FetchRefused(ValueError):
     """The URL cannot be used; the message says why."""
 
 
-def fetch_image(url: str) -> images.EncodedImage:
-    """The image at `url`, decoded and re-encoded."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
+@dataclass
+class Budget:
+    """What all the fetches of one edit may use together; each fetch spends from it."""
+
+    ends: float = field(default_factory=lambda: time.monotonic() + DEADLINE_SECONDS)
+    bytes_left: int = field(default_factory=lambda: BUDGET_BYTES)
+    pixels_left: int = images.EDIT_MAX_PIXELS
+
+
+def fetch_image(url: str, budget: Budget | None = None) -> images.EncodedImage:
+    """The image at `url`, decoded and re-encoded, within `budget` (a fresh one if None)."""
+    budget = budget or Budget()
     for _ in range(MAX_REDIRECTS + 1):
-        response_url, status, location, content = _get(url, deadline)
+        response_url, status, location, content = _get(url, budget)
         if status in (301, 302, 303, 307, 308) and location:
             url = urljoin(response_url, location)
             continue
         if status != 200:
             raise FetchRefused(f"the address answered HTTP {status}.")
         try:
-            return images.reencode(content)
+            image = images.reencode(content, max_pixels=budget.pixels_left)
         except images.InvalidImage as error:
             raise FetchRefused(f"the address did not give an image: {error}") from error
+        budget.pixels_left -= image.width * image.height
+        return image
     raise FetchRefused("the address redirects too many times.")
 
 
@@ -61,21 +76,61 @@ def checked_address(url: str) -> tuple[str, str, int]:
     addresses = [info[4][0] for info in infos]
     if f"{host}:{port}" not in settings.IMAGE_FETCH_ALLOWED_HOSTS:
         for address in addresses:
-            ip = ipaddress.ip_address(address.split("%")[0])
-            if not ip.is_global or ip.is_multicast:
+            if not is_public(ipaddress.ip_address(address.split("%")[0])):
                 shown = host if host == address else f"{host} ({address})"
                 raise FetchRefused(f"{shown} is a private or local address.")
     return host, addresses[0], port
 
 
-def _get(url: str, deadline: float) -> tuple[str, int, str, bytes]:
+# Ranges that Python's is_global still calls global although no public host answers there:
+# deprecated or returned (6to4 relay anycast, IPv6 site-local, the 6bone).
+NOT_PUBLIC = [
+    ipaddress.ip_network(network) for network in ("192.88.99.0/24", "fec0::/10", "3ffe::/16")
+]
+# IPv6 forms whose last 32 bits are an IPv4 address: IPv4-compatible (deprecated), SIIT's
+# IPv4-translated, and NAT64's well-known prefix (a NAT64 gateway connects to that IPv4).
+LAST_32_BITS_ARE_IPV4 = [
+    ipaddress.ip_network(network) for network in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96")
+]
+ISATAP_INTERFACE_IDS = (0x00005EFE, 0x02005EFE)
+
+
+def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether `ip` is an address on the public internet, and so is any IPv4 address it
+    embeds: a private IPv4 address wrapped in IPv6 reaches the private host all the same."""
+    if ip.is_multicast or not ip.is_global or any(ip in network for network in NOT_PUBLIC):
+        return False
+    embedded = embedded_ipv4(ip) if ip.version == 6 else None
+    return embedded is None or is_public(embedded)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries, in any of the forms that carry one."""
+    if ip.ipv4_mapped or ip.sixtofour:
+        return ip.ipv4_mapped or ip.sixtofour
+    if ip.teredo:
+        return ip.teredo[1]  # the client behind the Teredo server
+    last_32_bits = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if any(ip in network for network in LAST_32_BITS_ARE_IPV4):
+        return last_32_bits
+    if (int(ip) >> 32) & 0xFFFFFFFF in ISATAP_INTERFACE_IDS:
+        return last_32_bits
+    return None
+
+
+def _get(url: str, budget: Budget) -> tuple[str, int, str, bytes]:
     host, ip, port = checked_address(url)
     parts = urlsplit(url)
     netloc_ip = f"[{ip}]" if ":" in ip else ip
     pinned = urlunsplit((parts.scheme, f"{netloc_ip}:{port}", parts.path or "/", parts.query, ""))
     headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "Accept": "image/*"}
     try:
-        remaining = max(deadline - time.monotonic(), 0.1)
+        remaining = budget.ends - time.monotonic()
+        if remaining <= 0:
+            raise FetchRefused(
+                f"there was no time left to fetch it (all the image URLs of one edit get "
+                f"{DEADLINE_SECONDS:.0f} seconds in all)."
+            )
         timeout = httpx.Timeout(min(10.0, remaining))
         with httpx.Client(timeout=timeout, follow_redirects=False) as http:
             request = http.build_request(
@@ -85,14 +140,24 @@ def _get(url: str, deadline: float) -> tuple[str, int, str, bytes]:
             try:
                 if response.is_redirect:
                     return url, response.status_code, response.headers.get("location", ""), b""
+                cap = min(MAX_BYTES, budget.bytes_left)
                 try:
-                    content = read_capped(response, deadline, MAX_BYTES)
+                    content = read_capped(response, budget.ends, cap)
                 except TooLarge as error:
+                    if cap < MAX_BYTES:
+                        raise FetchRefused(
+                            f"the image URLs of one edit may give {BUDGET_BYTES // 2**20} MB in "
+                            "all, and this one goes past that."
+                        ) from error
                     raise FetchRefused(
-                        f"the image is larger than {MAX_BYTES // 1024 // 1024} MB."
+                        f"the image is larger than {MAX_BYTES // 2**20} MB."
                     ) from error
                 except TooSlow as error:
-                    raise FetchRefused("the address took too long to send the image.") from error
+                    raise FetchRefused(
+                        f"the address took too long to send the image (all the image URLs of one "
+                        f"edit get {DEADLINE_SECONDS:.0f} seconds in all)."
+                    ) from error
+                budget.bytes_left -= len(content)
                 return url, response.status_code, "", content
             finally:
                 response.close()

@@ -6,7 +6,15 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
 from . import catalog, fetch, services, upstream
-from .images import EncodedImage, InvalidImage, convert, mask_for, reencode
+from .images import (
+    EDIT_MAX_PIXELS,
+    EncodedImage,
+    InvalidImage,
+    convert,
+    header_size,
+    mask_for,
+    reencode,
+)
 from .models import Collection, Edit, InputImage, ResultImage
 
 MAX_INPUTS = max(model.max_inputs for model in catalog.MODELS.values())
@@ -90,25 +98,21 @@ def _param_field(param: catalog.Param) -> forms.Field:
 def starting_values(query, owner) -> dict:
     """The form's first values for "edit this result" (?from_result=EDIT&position=N) and
     "reuse settings" (?reuse=EDIT); empty for a blank form or someone else's edit."""
-    edit_id = query.get("from_result", "")
-    if edit_id.isdigit():
-        position = query.get("position", "0")
+    edit_id = id_or_none(query.get("from_result", ""))
+    if edit_id is not None:
         result = (
             ResultImage.objects.filter(
                 edit__owner=owner,
-                edit_id=int(edit_id),
-                position=int(position) if position.isdigit() else 0,
+                edit_id=edit_id,
+                position=id_or_none(query.get("position", "")) or 0,
             )
             .select_related("edit")
             .first()
         )
         if result:
             return {"carry": [f"result-{edit_id}-{result.position}"], "model": result.edit.model}
-    edit = (
-        owner.edits.filter(pk=int(query["reuse"])).first()
-        if query.get("reuse", "").isdigit()
-        else None
-    )
+    reuse = id_or_none(query.get("reuse", ""))
+    edit = owner.edits.filter(pk=reuse).first() if reuse is not None else None
     if edit is None:
         return {}
     size = edit.size or AUTO
@@ -127,6 +131,17 @@ def starting_values(query, owner) -> dict:
         # The mask painter starts from this edit's mask (shown to its owner only).
         "mask_url": reverse("edit-image", args=[edit.pk, "mask", 0]) if edit.mask else "",
     }
+
+
+def id_or_none(text: str) -> int | None:
+    """A database id or position given as text, or None for anything else (a number too large
+    for the database included)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+def _lines(data) -> list[str]:
+    """The image URLs given, one per line."""
+    return [line.strip() for line in (data.get("image_urls") or "").splitlines() if line.strip()]
 
 
 def _url_problem(url: str) -> str | None:
@@ -188,6 +203,8 @@ class EditForm(forms.Form):
     def __init__(self, *args, owner=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner = owner
+        self._too_many_inputs = False
+        self._pixels_left = EDIT_MAX_PIXELS
         if owner is not None:
             self.fields["collection"].queryset = owner.collections.all()
         for name, param in PARAMS.items():
@@ -209,7 +226,8 @@ class EditForm(forms.Form):
         model = self.image_model
         candidates = self._raw_candidates()
         typed = self._raw("candidates")
-        in_range = typed == "" or (typed.isdigit() and 1 <= int(typed) <= catalog.MAX_CANDIDATES)
+        number = id_or_none(typed)
+        in_range = typed == "" or (number is not None and 1 <= number <= catalog.MAX_CANDIDATES)
         choices = size_choices(model)
         size_value = self._raw("size")
         if size_value not in _values(choices):  # e.g. the previous model's size
@@ -240,13 +258,13 @@ class EditForm(forms.Form):
         previews = []
         for token in tokens:
             kind, _, rest = token.partition("-")
-            edit_id, _, position = rest.partition("-")
-            if kind in ("result", "input") and edit_id.isdigit() and position.isdigit():
+            edit_id, _, position = (id_or_none(part) for part in rest.partition("-"))
+            if kind in ("result", "input") and edit_id is not None and position is not None:
                 previews.append(
                     {
                         "token": token,
-                        "url": reverse("edit-image", args=[int(edit_id), kind, int(position)]),
-                        "label": f"{kind} {int(position) + 1} of edit {edit_id}",
+                        "url": reverse("edit-image", args=[edit_id, kind, position]),
+                        "label": f"{kind} {position + 1} of edit {edit_id}",
                     }
                 )
         return previews
@@ -275,22 +293,24 @@ class EditForm(forms.Form):
 
     def clean_carry(self) -> list[tuple[str, EncodedImage, Edit | None]]:
         """(label, image, parent edit if it is a result) for each stored image carried over."""
+        if self._too_many_inputs:
+            return []  # said once, under Images; nothing is read
         carried = []
         for token in self.cleaned_data["carry"] or []:
             kind, _, rest = token.partition("-")
-            edit_id, _, position = rest.partition("-")
-            if kind not in ("result", "input") or not (edit_id.isdigit() and position.isdigit()):
+            edit_id, _, position = (id_or_none(part) for part in rest.partition("-"))
+            if kind not in ("result", "input") or edit_id is None or position is None:
                 raise forms.ValidationError("An image carried over from another edit is unknown.")
             items = ResultImage.objects if kind == "result" else InputImage.objects
             item = (
-                items.filter(edit__owner=self.owner, edit_id=int(edit_id), position=int(position))
+                items.filter(edit__owner=self.owner, edit_id=edit_id, position=position)
                 .exclude(file="")
                 .select_related("edit")
                 .first()
             )
             if item is None:
                 raise forms.ValidationError("An image carried over from another edit is gone.")
-            label = f"{kind} {int(position) + 1} of edit {edit_id}"
+            label = f"{kind} {position + 1} of edit {edit_id}"
             carried.append(
                 (label, services.stored_image(item.file), item.edit if kind == "result" else None)
             )
@@ -300,27 +320,42 @@ class EditForm(forms.Form):
         return self.cleaned_data["prompt"].strip()
 
     def clean_images(self) -> list[EncodedImage]:
+        """Counted first (with the URLs and carried images), then sized from their headers,
+        and only then decoded, each within what is left of the edit's pixel budget."""
         uploads = self.cleaned_data["images"]
-        if len(uploads) > MAX_INPUTS:  # before decoding any of them
+        given = len(uploads) + len(self["carry"].data or []) + len(_lines(self.data))
+        if given > MAX_INPUTS:
+            self._too_many_inputs = True
             raise forms.ValidationError(
-                f"At most {MAX_INPUTS} images can go into one edit; you gave {len(uploads)}."
+                f"At most {MAX_INPUTS} images can go into one edit; you gave {given}."
             )
-        accepted = []
         for upload in uploads:
             if upload.size > settings.EDIT_MAX_UPLOAD_BYTES:
                 raise forms.ValidationError(
                     f"“{upload.name}” is {filesizeformat(upload.size)}; the limit is "
                     f"{filesizeformat(settings.EDIT_MAX_UPLOAD_BYTES)} per image."
                 )
+        sizes = [header_size(upload.file) or (0, 0) for upload in uploads]
+        pixels = sum(width * height for width, height in sizes)
+        if pixels > EDIT_MAX_PIXELS:
+            raise forms.ValidationError(
+                f"These images have {pixels / 1_000_000:.0f} megapixels in all; one edit takes "
+                f"at most {EDIT_MAX_PIXELS // 1_000_000}. Send fewer or smaller ones."
+            )
+        accepted = []
+        for upload in uploads:
             try:
-                accepted.append(reencode(upload.file))
+                image = reencode(upload.file, max_pixels=self._pixels_left)
             except InvalidImage as error:
                 raise forms.ValidationError(f"“{upload.name}” cannot be used: {error}") from error
+            self._pixels_left -= image.width * image.height
+            accepted.append(image)
         return accepted
 
     def clean_image_urls(self) -> list[str]:
-        lines = self.cleaned_data["image_urls"].splitlines()
-        urls = [line.strip() for line in lines if line.strip()]
+        if self._too_many_inputs:
+            return []  # said once, under Images; no address is looked up
+        urls = _lines(self.cleaned_data)
         problems = [problem for url in urls if (problem := _url_problem(url))]
         if problems:  # all of them at once, not one per submission
             raise forms.ValidationError(problems)
@@ -372,9 +407,10 @@ class EditForm(forms.Form):
         four paid tries upstream. Where the upstream takes the URLs as they are, they go as
         URLs; otherwise their images join the uploads (and meet the model's rules here)."""
         fetched = []
+        budget = fetch.Budget(pixels_left=self._pixels_left)
         for url in urls:
             try:
-                fetched.append(fetch.fetch_image(url))
+                fetched.append(fetch.fetch_image(url, budget))
             except fetch.FetchRefused as error:
                 self.add_error("image_urls", f"“{url[:80]}” cannot be used: {error}")
         if len(fetched) < len(urls):

@@ -21,6 +21,9 @@ FEATHER_RADIUS = 4
 MAX_PIXELS = 64_000_000
 # Pillow's own bomb guard at our limit, its warning turned into an error in decode().
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# All the images of one edit together (uploads, carried and fetched): decoding costs CPU by
+# the pixel, and one request may hold 16 images.
+EDIT_MAX_PIXELS = 100_000_000
 MAX_SIDE = 16_384
 THUMBNAIL_SIDE = 640
 
@@ -53,8 +56,9 @@ class EncodedImage:
         return CONTENT_TYPES[self.format]
 
 
-def decode(data: bytes | io.IOBase) -> tuple[Image.Image, str]:
-    """Fully decode an image, refusing other formats, bombs and truncated files.
+def decode(data: bytes | io.IOBase, max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, str]:
+    """Fully decode an image, refusing other formats, bombs and truncated files, and images of
+    more than `max_pixels` (what is left of an edit's budget) before decoding them.
 
     Returns the upright pixels and the format they came in."""
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
@@ -66,6 +70,8 @@ def decode(data: bytes | io.IOBase) -> tuple[Image.Image, str]:
             # another thread can change while this one decodes.
             if image.width * image.height > MAX_PIXELS:
                 raise Image.DecompressionBombError(f"{image.width}x{image.height}")
+            if image.width * image.height > max_pixels:
+                raise InvalidImage(over_budget(image.width * image.height))
             if max(image.size) > MAX_SIDE:
                 raise InvalidImage(
                     f"The image is {image.width}x{image.height}; sides of at most "
@@ -103,10 +109,29 @@ def encode(image: Image.Image, image_format: str) -> EncodedImage:
     return EncodedImage(buffer.getvalue(), image_format, image.width, image.height)
 
 
-def reencode(data: bytes | io.IOBase) -> EncodedImage:
+def reencode(data: bytes | io.IOBase, max_pixels: int = MAX_PIXELS) -> EncodedImage:
     """Decode and write out again in the same format."""
-    image, image_format = decode(data)
+    image, image_format = decode(data, max_pixels)
     return encode(image, image_format)
+
+
+def over_budget(pixels: int) -> str:
+    return (
+        f"It has {pixels / 1_000_000:.1f} megapixels, more than this edit has left: all the "
+        f"images of one edit may have {EDIT_MAX_PIXELS // 1_000_000} megapixels in all."
+    )
+
+
+def header_size(data: io.IOBase) -> tuple[int, int] | None:
+    """An image's width and height from its header alone (cheap), None if it has none we
+    read; the full decode judges it."""
+    try:
+        with Image.open(data, formats=FORMATS) as image:
+            return image.size
+    except Exception:  # not an image: decode() says so in its own words
+        return None
+    finally:
+        data.seek(0)
 
 
 def stored(content: bytes) -> EncodedImage:

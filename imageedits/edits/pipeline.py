@@ -15,8 +15,9 @@ A worker that dies, or whose RQ job runs out of time, leaves its request running
 the reaper (housekeeping.py) hands it to recover_lost, which reads an answer already given (and
 paid for) from the task record, or sends the request again as a try of its own.
 
-The queue is the only way an edit moves forward: views and the reaper only queue these tasks. Every state change is a conditional update on the row (models.StateMachine),
-so a task that runs twice, late, or after its edit was deleted does nothing.
+The queue is the only way an edit moves forward: views and the reaper only queue these tasks.
+Every state change is a conditional update on the row (models.StateMachine), so a task that
+runs twice, late, or after its edit was deleted does nothing.
 """
 
 import logging

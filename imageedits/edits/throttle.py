@@ -1,10 +1,12 @@
 """Limits on how fast one person can use the app: edits started per minute, edits under way at
 once, and failed log-ins."""
 
+import unicodedata
 from datetime import timedelta
 
 from django import forms
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.utils import timezone
@@ -40,8 +42,9 @@ def client_address(request) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """Django's log-in form, refusing a username or an address after too many failures."""
+class LoginThrottle:
+    """For a log-in form: refuse a username or an address after too many failures. Every
+    log-in form (the app's and the admin's) counts into the same counters."""
 
     def clean(self):
         keys = self._failure_keys()
@@ -59,9 +62,20 @@ class ThrottledAuthenticationForm(AuthenticationForm):
             raise
 
     def _failure_keys(self) -> list[tuple[str, int]]:
-        username = (self.data.get("username") or "").strip().lower()
+        # As Django reads the username (NFKC, so "ｄａｖｅ" is "dave"), then without case: every
+        # spelling that logs in as one person counts as that person.
+        username = unicodedata.normalize("NFKC", self.data.get("username") or "")
+        username = username.strip().casefold()
         address = client_address(self.request) if self.request else ""
         return [
             (f"login-failures:user:{username}", settings.LOGIN_FAILURES_PER_USER),
             (f"login-failures:ip:{address}", settings.LOGIN_FAILURES_PER_ADDRESS),
         ]
+
+
+class ThrottledAuthenticationForm(LoginThrottle, AuthenticationForm):
+    pass
+
+
+class ThrottledAdminAuthenticationForm(LoginThrottle, AdminAuthenticationForm):
+    pass

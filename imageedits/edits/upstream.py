@@ -153,9 +153,10 @@ class ServiceError(UpstreamError):
 
 
 class InputUnreachable(ServiceError):
-    """The upstream could not download an image URL it was given: a 500 "fetch failed".
-    Retried like any 500, since hosts hiccup, but said in words that point at the URL."""
+    """The upstream could not download an image URL it was given: a 500 "fetch failed". Not
+    retried: the URL answered when the edit was made, so it is the URL, not a hiccup."""
 
+    retryable = False
     default_message = (
         "The image service could not download one of the image URLs. Check that each one "
         "opens in a browser without logging in, then try again."

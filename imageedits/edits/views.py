@@ -1,9 +1,11 @@
+import functools
 import json
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import models
 from django.http import (
     FileResponse,
     Http404,
@@ -138,7 +140,8 @@ def collection_create(request: HttpRequest) -> HttpResponse:
 def bulk(request: HttpRequest) -> HttpResponse:
     """Act on the edits ticked in the gallery: delete (after asking), file into a collection,
     or download their results as one ZIP."""
-    edits = request.user.edits.filter(pk__in=request.POST.getlist("selected"))
+    ids = [forms.id_or_none(value) for value in request.POST.getlist("selected")]
+    edits = request.user.edits.filter(pk__in=[pk for pk in ids if pk is not None])
     if not edits:
         messages.error(request, "Tick at least one edit first.")
         return redirect("edit-list")
@@ -149,7 +152,8 @@ def bulk(request: HttpRequest) -> HttpResponse:
             filename="imageedits-results.zip", content_type="application/zip",
         )  # fmt: skip
     if action == "collect":
-        collection = get_object_or_404(request.user.collections, pk=request.POST.get("collection"))
+        collection_id = forms.id_or_none(request.POST.get("collection", ""))
+        collection = get_object_or_404(request.user.collections, pk=collection_id)
         collection.edits.add(*edits)
         added = len(edits)
         messages.success(request, f"{added} edit{pluralize(added)} added to “{collection.name}”.")
@@ -166,10 +170,13 @@ def bulk(request: HttpRequest) -> HttpResponse:
 
 
 def team_edits(user):
-    """Edits the user's teammates shared with their team: read-only for the user."""
+    """Edits shared with the user's teams: the teammates' (read-only for the user) and the
+    user's own, as the teammates see them."""
     return (
-        Edit.objects.filter(shared_with_team=True, owner__teams__members=user)
-        .exclude(owner=user)
+        Edit.objects.filter(shared_with_team=True)
+        .filter(
+            models.Q(owner__teams__members=user) | models.Q(owner=user, owner__teams__isnull=False)
+        )
         .distinct()
         .select_related("owner")
     )
@@ -231,11 +238,7 @@ def delete(request: HttpRequest, edit_id: int) -> HttpResponse:
 @require_GET
 def detail(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
-    context = {
-        **_status_context(edit),
-        "expiry_choices": sharing.EXPIRY_CHOICES,
-        "has_team": request.user.teams.exists(),
-    }
+    context = {**_status_context(edit), "has_team": request.user.teams.exists()}
     return render(request, "edits/detail.html", context)
 
 
@@ -316,6 +319,8 @@ def rerun(request: HttpRequest, edit_id: int) -> HttpResponse:
 @require_POST
 def share_create(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
+    if not edit.results.exists():  # e.g. a form left open on an edit that then failed
+        return _share_section(request, edit, problem="This edit has no result to share.")
     days = request.POST.get("expires_in_days", "")
     _, token = sharing.create(
         edit,
@@ -333,21 +338,41 @@ def share_revoke(request: HttpRequest, edit_id: int, link_id: int) -> HttpRespon
     return _share_section(request, edit)
 
 
-def _share_section(request: HttpRequest, edit: Edit, new_url: str = "") -> HttpResponse:
+def _share_section(
+    request: HttpRequest, edit: Edit, new_url: str = "", problem: str = ""
+) -> HttpResponse:
     if not request.htmx:
         if new_url:
             messages.success(request, f"Share link made (shown only now): {new_url}")
+        if problem:
+            messages.error(request, problem)
         return redirect(edit)
     context = {
         "edit": edit,
         "new_url": new_url,
+        "share_problem": problem,
         "expiry_choices": sharing.EXPIRY_CHOICES,
         "chosen": request.POST,  # the next link starts with the same choices
     }
     return render(request, "edits/detail.html#share", context)
 
 
+def _share_page(view):
+    """A share link that does not work is our own 404 page, in every mode: never Django's
+    debug page, which would list the site's URLs to whoever holds an old link."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, token: str, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, token, *args, **kwargs)
+        except Http404:
+            return _shared_headers(render(request, "404.html", {"share_link": True}, status=404))
+
+    return wrapper
+
+
 @require_GET
+@_share_page
 def shared(request: HttpRequest, token: str) -> HttpResponse:
     """What a share link shows, to anyone who has it, logged in or not."""
     link = sharing.active_link(token)
@@ -365,6 +390,7 @@ def shared(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @require_GET
+@_share_page
 def shared_image(request: HttpRequest, token: str, kind: str, position: int) -> FileResponse:
     link = sharing.active_link(token)
     allowed = {"result", "thumbnail", "input"} if link.include_inputs else {"result", "thumbnail"}
@@ -408,6 +434,8 @@ def _status_context(edit: Edit) -> dict:
         # Before and after compares a result with its one input; several inputs have no "before".
         "original": len(inputs) == 1 and bool(inputs[0].file),
         "parameter_rows": rows,
+        # The share section comes along once the edit has ended (its first result makes links).
+        "expiry_choices": sharing.EXPIRY_CHOICES,
     }
 
 
