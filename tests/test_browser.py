@@ -38,6 +38,9 @@ def test_upload_a_png_submit_and_see_the_edited_image_without_a_reload(
     expect(page).to_have_url(re.compile(r"/edits/\d+/$"))
     mark_page(page)
     expect(page.get_by_text(re.compile("Queued: waiting|Running since"))).to_be_visible()
+    expect(
+        page.get_by_text("A link to share this edit can be made once it has a result.")
+    ).to_be_visible()
     result = page.get_by_role("img", name="Edited image 1")
     expect(result).to_be_visible(timeout=20_000)
     expect(page.get_by_text(re.compile(r"Done in [\d.]+ s"))).to_be_visible()
@@ -47,6 +50,10 @@ def test_upload_a_png_submit_and_see_the_edited_image_without_a_reload(
     )
     assert page.evaluate("window.notReloaded") is True
     assert result.evaluate("image => image.decode().then(() => image.naturalWidth)") == 1024
+    # The share form came with the result: a link can be made without reloading.
+    page.get_by_role("button", name="Create share link").click()
+    expect(page.get_by_label(re.compile("New share link"))).to_have_value(re.compile(r"/s/"))
+    assert page.evaluate("window.notReloaded") is True
 
     edit = Edit.objects.get()
     assert edit.status == Edit.Status.SUCCEEDED and edit.submissions.get().task_id

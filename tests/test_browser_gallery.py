@@ -229,6 +229,11 @@ def test_share_with_the_team_and_a_teammate_sees_it(page, browser, live_server, 
     bobs_page.goto(edit.get_absolute_url())
     bobs_page.get_by_role("button", name="Share with my team").click()
     expect(bobs_page.get_by_text("Shared with your team.")).to_be_visible()
+    # Bob's own Team tab shows it as the team sees it.
+    bobs_page.goto("/edits/?tab=team")
+    expect(bobs_page.get_by_role("list", name="Edits")).to_contain_text("by you")
+    bobs_page.get_by_role("link", name="bob's poster").click()
+    expect(bobs_page).to_have_url(f"{live_server.url}{edit.get_absolute_url()}")  # his own page
     teammate.close()
 
     log_in(page)
