@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-postgres test-rq soak lint format bench clean
+.PHONY: run serve test test-postgres test-rq soak lint format bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 12, 4) else f"imageedits needs Python >= 3.12.4; {sys.executable} is {v[0]}.{v[1]}.{v[2]}")'
@@ -15,6 +15,14 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/python manage.py dev
+
+# The production setup on this machine: DEBUG off, static files collected, gunicorn, workers,
+# reaper (and the simulator unless OPENAI_BASE_URL is set). Plain HTTP on localhost, so the
+# HTTPS-only switches are off; a secret key is made once and kept in var/.
+serve: $(STAMP)
+	@mkdir -p var && test -s var/secret-key || $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret-key
+	DEBUG=0 SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret-key)}" SECURE_SSL_REDIRECT=0 SECURE_COOKIES=0 \
+		SECURE_HSTS_SECONDS=0 $(BIN)/python manage.py serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

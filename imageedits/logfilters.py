@@ -6,12 +6,17 @@ import re
 _SECRET_PATHS = re.compile(r"(/hooks/submissions/\d+/|/s/)[^/\s\"]+")
 
 
+def redact(text: str) -> str:
+    """`text` with every callback secret and share token in it replaced by [redacted]."""
+    return _SECRET_PATHS.sub(r"\1[redacted]", text)
+
+
 class RedactSecrets(logging.Filter):
     """Keep callback secrets and share tokens out of every log line (access logs print paths)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _SECRET_PATHS.sub(r"\1[redacted]", message)
+        redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from imageedits.edits import views
+from imageedits.edits import health, views
 from imageedits.edits.throttle import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 
 # The admin's log-in counts failures with the app's: one throttle for every log-in.
@@ -56,4 +56,6 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("health/", health.alive, name="health"),
+    path("ready/", health.ready, name="ready"),
 ]

@@ -131,3 +131,73 @@ def test_dev_serves_app_worker_and_simulator_and_stops_them_all(dev_server):
     assert "Log in as demo / a-demo-password" in output
     assert "callbacks on" in output and "2 worker processes" in output
     assert not is_listening(web_port) and not is_listening(simulator_port)
+
+
+def test_serve_runs_the_production_setup_and_its_access_log_keeps_secrets(tmp_path):
+    """`make serve`: DEBUG off, static files collected and served with far-future caching,
+    gunicorn in front, workers and reaper behind; an edit goes through; the access log shows
+    paths with their secrets redacted."""
+    import secrets
+
+    web_port, simulator_port = free_port(), free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OPENAI_", "PUBLIC_BASE_URL", "DJANGO_", "DATABASE_URL", "TASKS_"))
+    }
+    env.update(
+        DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), SECURE_SSL_REDIRECT="0",
+        SECURE_COOKIES="0", SECURE_HSTS_SECONDS="0", VAR_DIR=str(tmp_path),
+        SIMULATOR_URL=f"http://127.0.0.1:{simulator_port}", SIMULATOR_LATENCY="0.2",
+        WEB_CONCURRENCY="1",
+    )  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(web_port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{web_port}"
+        login = wait_for(f"{base}/login/", seconds=60)
+        assert login.status_code == 200
+        assert login.headers["server"].startswith("gunicorn")
+        stylesheet = re.search(r'href="(/static/css/app\.[0-9a-f]{12}\.css)"', login.text)[1]
+        css = httpx.get(base + stylesheet)
+        assert css.status_code == 200 and "max-age=315360000" in css.headers["cache-control"]
+        subprocess.run(
+            [sys.executable, "manage.py", "createsuperuser", "--noinput", "--username", "ops",
+             "--email", "ops@example.com"],
+            cwd=ROOT, env={**env, "DJANGO_SUPERUSER_PASSWORD": "an-ops-password"}, check=True,
+            capture_output=True,
+        )  # fmt: skip
+        with httpx.Client(base_url=base, follow_redirects=True, timeout=10) as browser:
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)[1]
+            browser.cookies.update(login.cookies)
+            page = browser.post(
+                "/login/",
+                data={"username": "ops", "password": "an-ops-password",
+                      "csrfmiddlewaretoken": token},
+            )  # fmt: skip
+            assert "New edit" in page.text
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
+            created = browser.post(
+                "/edits/new/",
+                data={"prompt": "grayscale", "model": "gpt-image-2", "csrfmiddlewaretoken": token,
+                      "image_urls": f"http://127.0.0.1:{simulator_port}/samples/square.png"},
+            )  # fmt: skip
+            status_url = re.search(r'hx-get="([^"]+/status/)"', created.text)[1]
+            deadline = time.monotonic() + 30
+            while (status := browser.get(status_url)).status_code != 286:
+                assert time.monotonic() < deadline, "the edit did not finish under make serve"
+                time.sleep(0.3)
+            assert "Edited image 1" in status.text
+            browser.get("/s/AShareTokenNobodyMayRead0123456789abcdefghij/")
+            browser.post("/hooks/submissions/1/ACallbackSecretNobodyMayRead/", content=b"{}")
+        assert httpx.get(f"{base}/ready/", params={"format": "json"}).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert "imageedits (production setup) is running" in output
+    assert '"GET /s/[redacted]/ HTTP/1.1" 404' in output
+    assert '"POST /hooks/submissions/1/[redacted]/ HTTP/1.1" 404' in output
+    assert "AShareTokenNobodyMayRead" not in output and "ACallbackSecretNobodyMayRead" not in output
+    assert not is_listening(web_port) and not is_listening(simulator_port)

@@ -111,3 +111,51 @@ def test_behind_our_proxy_the_address_it_appended_is_the_persons(rf, settings):
     assert client_address(request) == "10.0.0.2"
     settings.BEHIND_TLS_PROXY = True
     assert client_address(request) == "203.0.113.9"  # not the forgeable first entry
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twelve_submissions_at_once_pass_a_limit_of_five_five_times(
+    live_server, client, alice, settings
+):
+    """Counted and created in one transaction that holds the person's row: concurrent
+    submissions are counted one after another."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    settings.EDITS_IN_FLIGHT = 5
+    settings.EDITS_PER_MINUTE = 100
+    client.force_login(alice)
+    cookies = {name: morsel.value for name, morsel in client.cookies.items()}
+    with httpx.Client(base_url=live_server.url, cookies=cookies) as http:
+        http.get("/edits/new/")
+        token = http.cookies["csrftoken"]
+    cookies["csrftoken"] = token
+    start = threading.Barrier(12)
+    image = make_png()
+
+    def submit(_) -> int:
+        with httpx.Client(base_url=live_server.url, cookies=cookies, timeout=60) as http:
+            data = {"prompt": "blur", "model": "gpt-image-2", "size": "auto",
+                    "csrfmiddlewaretoken": token}  # fmt: skip
+            start.wait()
+            response = http.post("/edits/new/", data=data, files={"images": ("a.png", image)})
+            return response.status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = sorted(pool.map(submit, range(12)))
+    assert statuses == [302] * 5 + [400] * 7
+    assert Edit.objects.filter(owner=alice).count() == 5
+
+
+def test_try_again_counts_as_an_edit_under_way(client, alice, settings):
+    settings.EDITS_IN_FLIGHT = 1
+    client.force_login(alice)
+    post_edit(client)
+    failed = Edit.objects.get()
+    Edit.objects.filter(pk=failed.pk).update(status=Edit.Status.FAILED)
+    post_edit(client)  # now one under way
+    response = client.post(reverse("edit-rerun", args=[failed.pk]), follow=True)
+    assert "You have 1 edit under way, the most at once." in response.content.decode()
+    assert Edit.objects.get(pk=failed.pk).status == Edit.Status.FAILED

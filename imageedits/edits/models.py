@@ -122,6 +122,13 @@ class Edit(StateMachine):
             models.Index(fields=["owner", "-created_at"]),
             models.Index(fields=["owner", "status", "-created_at"]),
             models.Index(fields=["owner", "model", "-created_at"]),
+            # The reaper's scans and the per-person limits: only edits under way, a few rows
+            # however long the history grows.
+            models.Index(
+                fields=["owner", "created_at"],
+                condition=models.Q(status__in=ACTIVE),
+                name="edit_under_way",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -272,6 +279,14 @@ class Submission(StateMachine):
         ordering = ["index"]
         constraints = [
             models.UniqueConstraint(fields=["edit", "index"], name="unique_submission_index"),
+        ]
+        # The reaper's scan for lost workers, queued requests and late callbacks.
+        indexes = [
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                condition=models.Q(status__in=ACTIVE),
+                name="submission_under_way",
+            ),
         ]
 
     def __str__(self) -> str:

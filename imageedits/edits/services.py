@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import catalog, images, pipeline, storage
+from . import catalog, images, pipeline, storage, throttle
 from .models import Collection, Edit, InputImage, Submission
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,14 @@ def unit_price(model_name: str) -> Decimal | None:
 def total_price(model_name: str, candidates: int) -> Decimal | None:
     price = unit_price(model_name)
     return None if price is None else price * candidates
+
+
+def submit(owner, new: NewEdit) -> Edit:
+    """Create the edit if the person's limits allow it (throttle.LimitReached if not), counted
+    and created in one transaction."""
+    with transaction.atomic():
+        throttle.hold_edit_limits(owner)
+        return create_edit(owner, new)
 
 
 def create_edit(owner, new: NewEdit) -> Edit:
@@ -108,7 +116,7 @@ def run_again(edit: Edit) -> Edit:
         keep_unmasked=edit.keep_unmasked,
         parent=edit.parent,
     )
-    return create_edit(edit.owner, new)
+    return submit(edit.owner, new)
 
 
 def stored_image(stored) -> images.EncodedImage:
@@ -127,8 +135,11 @@ def enqueue_start(edit: Edit) -> None:
 
 
 def rerun_edit(edit: Edit) -> bool:
-    """Run a failed edit again, every request of it from the start."""
-    if not edit.rerun():
-        return False
-    transaction.on_commit(lambda: enqueue_start(edit))
+    """Run a failed edit again, every request of it from the start, if the person's limit of
+    edits under way allows it (throttle.LimitReached if not)."""
+    with transaction.atomic():
+        throttle.hold_edit_limits(edit.owner)
+        if not edit.rerun():
+            return False
+        transaction.on_commit(lambda: enqueue_start(edit))
     return True

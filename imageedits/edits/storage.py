@@ -6,11 +6,13 @@ a model form, so no name a user sent ever reaches the storage.
 
 import uuid
 
+from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
 
-from .images import EncodedImage
+from .images import EncodedImage, content_type_for
 
 KINDS = ("inputs", "results", "thumbnails", "masks")
 
@@ -36,14 +38,37 @@ def delete(names: list[str]) -> None:
 
 
 def all_names(folder: str = ""):
-    """Every stored image's name, folder by folder."""
+    """Every stored image's name, folder by folder (a folder is a key prefix in a bucket,
+    where nothing exists under the folder's own name)."""
     if not folder:
         for kind in KINDS:
-            if default_storage.exists(kind):
-                yield from all_names(kind)
+            yield from all_names(kind)
         return
-    folders, files = default_storage.listdir(folder)
+    try:
+        folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:  # a local folder nothing was stored in yet
+        return
     for name in files:
         yield f"{folder}/{name}"
     for sub in folders:
         yield from all_names(f"{folder}/{sub}")
+
+
+def response(stored, download_name: str = "") -> HttpResponse:
+    """The stored image for a browser: streamed from local files, or from a bucket a redirect
+    to a URL signed for SIGNED_URL_SECONDS, with the content type and, for a download, the
+    file name set by the signature (the bucket itself stays private)."""
+    content_type = content_type_for(stored.name)
+    disposition = f'attachment; filename="{download_name}"' if download_name else "inline"
+    if isinstance(stored.storage, FileSystemStorage):
+        served = FileResponse(stored.open("rb"), content_type=content_type)
+        served["Content-Disposition"] = disposition
+        return served
+    url = stored.storage.url(
+        stored.name,
+        parameters={"ResponseContentType": content_type, "ResponseContentDisposition": disposition},
+        expire=settings.SIGNED_URL_SECONDS,
+    )
+    redirect = HttpResponseRedirect(url)
+    redirect["Cache-Control"] = "private, no-store"  # the signature expires; the page does not
+    return redirect

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.utils import timezone
@@ -21,14 +22,27 @@ def edit_limit_problem(owner) -> str | None:
     in_flight = Edit.objects.filter(owner=owner, status__in=ACTIVE).count()
     if in_flight >= settings.EDITS_IN_FLIGHT:
         return (
-            f"You have {in_flight} edits under way, the most at once. Start this one when one "
-            "of them has finished."
+            f"You have {in_flight} edit{'s' if in_flight != 1 else ''} under way, the most at "
+            "once. Start this one when one of them has finished."
         )
     since = timezone.now() - timedelta(minutes=1)
     recent = Edit.objects.filter(owner=owner, created_at__gte=since).count()
     if recent >= settings.EDITS_PER_MINUTE:
         return f"You have started {recent} edits in the last minute. Wait a moment and try again."
     return None
+
+
+class LimitReached(Exception):
+    """The person may not start another edit right now; the message says why."""
+
+
+def hold_edit_limits(owner) -> None:
+    """Inside a transaction: lock the person's row, so that their submissions are counted one
+    after another (twelve at once cannot all pass a limit of five), then refuse past a limit
+    with LimitReached. The lock is held until the transaction ends, with the new edit in it."""
+    list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk"))
+    if problem := edit_limit_problem(owner):
+        raise LimitReached(problem)
 
 
 def client_address(request) -> str:

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
-from . import bulk_actions, catalog, forms, images, pipeline, services, sharing, throttle
+from . import bulk_actions, catalog, forms, pipeline, services, sharing, storage, throttle
 from .forms import EditForm
 from .gallery import PAGE_SIZE, GalleryFilter
 from .models import Collection, Edit, Submission
@@ -55,8 +55,10 @@ def new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and (problem := throttle.edit_limit_problem(request.user)):
         form.add_error(None, problem)
     if request.method == "POST" and form.is_valid():
-        edit = services.create_edit(request.user, form.new_edit())
-        return redirect(edit)
+        try:
+            return redirect(services.submit(request.user, form.new_edit()))
+        except throttle.LimitReached as refusal:  # reached while this form was being checked
+            form.add_error(None, str(refusal))
     recent = request.user.edits.prefetch_related("results")[:8]
     context = {
         "form": form,
@@ -204,7 +206,7 @@ def team_detail(request: HttpRequest, edit_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def team_image(request: HttpRequest, edit_id: int, kind: str, position: int) -> FileResponse:
+def team_image(request: HttpRequest, edit_id: int, kind: str, position: int) -> HttpResponse:
     edit = get_object_or_404(team_edits(request.user), pk=edit_id)
     return _image_response(_stored_image(edit, kind, position, {"result", "thumbnail"}))
 
@@ -256,18 +258,18 @@ def status(request: HttpRequest, edit_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def image(request: HttpRequest, edit_id: int, kind: str, position: int) -> FileResponse:
+def image(request: HttpRequest, edit_id: int, kind: str, position: int) -> HttpResponse:
     """A stored input, result or thumbnail, served to the edit's owner only."""
     edit = _get_edit_for_user(request, edit_id)
     stored = _stored_image(edit, kind, position, {"input", "mask", "result", "raw", "thumbnail"})
-    response = _image_response(stored)
+    download_name = ""
     if kind in ("result", "raw") and request.GET.get("download"):
         extension = stored.name.rsplit(".", 1)[-1]
         suffix = "-model-output" if kind == "raw" else ""
-        response["Content-Disposition"] = (
-            f'attachment; filename="{edit.file_stem}-{position + 1}{suffix}.{extension}"'
-        )
-    response["Cache-Control"] = "private, max-age=86400, immutable"
+        download_name = f"{edit.file_stem}-{position + 1}{suffix}.{extension}"
+    response = _image_response(stored, download_name)
+    if response.status_code == 200:  # a signed redirect must not outlive its signature
+        response["Cache-Control"] = "private, max-age=86400, immutable"
     return response
 
 
@@ -288,9 +290,9 @@ def _stored_image(edit: Edit, kind: str, position: int, allowed: set[str]):
     return stored
 
 
-def _image_response(stored) -> FileResponse:
+def _image_response(stored, download_name: str = "") -> HttpResponse:
     """A stored image, as an image only: no sniffing, no scripts, no embedding."""
-    response = FileResponse(stored.open("rb"), content_type=images.content_type_for(stored.name))
+    response = storage.response(stored, download_name)
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
@@ -300,18 +302,22 @@ def _image_response(stored) -> FileResponse:
 def run_again(request: HttpRequest, edit_id: int) -> HttpResponse:
     """A new edit with everything of this one."""
     edit = _get_edit_for_user(request, edit_id)
-    if problem := throttle.edit_limit_problem(request.user):
-        messages.error(request, problem)
+    try:
+        return redirect(services.run_again(edit))
+    except throttle.LimitReached as refusal:
+        messages.error(request, str(refusal))
         return redirect(edit)
-    return redirect(services.run_again(edit))
 
 
 @login_required
 @require_POST
 def rerun(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
-    if services.rerun_edit(edit):
-        messages.success(request, "The edit is running again.")
+    try:
+        if services.rerun_edit(edit):
+            messages.success(request, "The edit is running again.")
+    except throttle.LimitReached as refusal:
+        messages.error(request, str(refusal))
     return redirect(edit)
 
 
@@ -391,7 +397,7 @@ def shared(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_GET
 @_share_page
-def shared_image(request: HttpRequest, token: str, kind: str, position: int) -> FileResponse:
+def shared_image(request: HttpRequest, token: str, kind: str, position: int) -> HttpResponse:
     link = sharing.active_link(token)
     allowed = {"result", "thumbnail", "input"} if link.include_inputs else {"result", "thumbnail"}
     return _shared_headers(_image_response(_stored_image(link.edit, kind, position, allowed)))
