@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "imageedits.logfilters.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -60,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "imageedits.edits.metrics.RequestTimingMiddleware",
 ]
 
 ROOT_URLCONF = "imageedits.urls"
@@ -273,8 +275,10 @@ SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
-# Load balancers probe these over plain HTTP, from inside the network.
-SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$"]
+# Load balancers and Prometheus call these over plain HTTP, from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$", r"^metrics/$"]
+# /metrics/ answers only requests with "Authorization: Bearer <METRICS_TOKEN>"; 404 when unset.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", not DEBUG)
@@ -285,12 +289,16 @@ if BEHIND_TLS_PROXY:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "imageedits.logfilters.JsonFormatter"},
+    },
     "filters": {"redact_secrets": {"()": "imageedits.logfilters.RedactSecrets"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            # LOG_FORMAT=json: one JSON object a line, with the request's id, for collectors.
+            "formatter": "json" if os.environ.get("LOG_FORMAT") == "json" else "plain",
             "filters": ["redact_secrets"],
         }
     },

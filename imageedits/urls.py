@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from imageedits.edits import health, views
+from imageedits.edits import health, metrics, views
 from imageedits.edits.throttle import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 
 # The admin's log-in counts failures with the app's: one throttle for every log-in.
@@ -58,4 +58,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health.alive, name="health"),
     path("ready/", health.ready, name="ready"),
+    path("metrics/", metrics.view, name="metrics"),
 ]
