@@ -66,3 +66,19 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry)
+
+
+def redact_event(event: dict, hint: dict | None = None) -> dict:
+    """Sentry's before_send: the same redaction for the request URL, its headers (the
+    referrer) and the breadcrumbs' messages (log lines) of an error report."""
+    request = event.get("request") or {}
+    if isinstance(request.get("url"), str):
+        request["url"] = redact(request["url"])
+    headers = request.get("headers") or {}
+    for name in list(headers):
+        if isinstance(headers[name], str):
+            headers[name] = redact(headers[name])
+    for crumb in (event.get("breadcrumbs") or {}).get("values", []):
+        if isinstance(crumb.get("message"), str):
+            crumb["message"] = redact(crumb["message"])
+    return event

@@ -315,3 +315,18 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# Error reports to Sentry when SENTRY_DSN is set (install the `sentry` extra): no personal data,
+# and the same redaction as the logs.
+if SENTRY_DSN := os.environ.get("SENTRY_DSN", ""):
+    import sentry_sdk
+
+    from imageedits.logfilters import redact_event
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        send_default_pii=False,
+        traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", 0)),
+        before_send=redact_event,
+        environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
+    )

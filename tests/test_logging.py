@@ -54,3 +54,44 @@ def test_json_lines_carry_the_request_id_and_stay_redacted():
     assert (line["level"], line["logger"], line["request_id"]) == (
         "WARNING", "django.request", "req-1234abcd",
     )  # fmt: skip
+
+
+def test_error_reports_are_redacted_like_the_logs():
+    from imageedits.logfilters import redact_event
+
+    event = {
+        "request": {
+            "url": "https://edits.example.com/s/AShareTokenValue/result/0/",
+            "headers": {"Referer": "https://edits.example.com/hooks/submissions/3/ASecret/"},
+        },
+        "breadcrumbs": {"values": [{"message": "Not Found: /s/AShareTokenValue/"}]},
+    }
+    redacted = redact_event(event)
+    assert redacted["request"]["url"] == "https://edits.example.com/s/[redacted]/result/0/"
+    assert redacted["request"]["headers"]["Referer"].endswith("/hooks/submissions/3/[redacted]/")
+    assert redacted["breadcrumbs"]["values"][0]["message"] == "Not Found: /s/[redacted]/"
+
+
+def test_sentry_is_on_only_with_a_dsn(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import django; django.setup(); import sentry_sdk; client = sentry_sdk.get_client(); "
+        "print(client.is_active(), client.options['send_default_pii'], "
+        "client.options['before_send'].__name__ if client.is_active() else '')"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SENTRY_"))}
+    env.update(VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="imageedits.settings")
+    root = Path(__file__).resolve().parent.parent
+
+    def run(**extra) -> str:
+        done = subprocess.run([sys.executable, "-c", script], cwd=root, env={**env, **extra},
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert run().startswith("False")
+    assert run(SENTRY_DSN="http://public@127.0.0.1:9/1") == "True False redact_event"
