@@ -136,3 +136,27 @@ def test_the_live_region_says_how_many_match_in_words(logged_in, alice, count, s
     assert f'<p id="gallery-announcement" hx-swap-oob="innerHTML">{said}</p>' in (
         page.content.decode()
     )
+
+
+def test_search_uses_the_trigram_index_at_100000_edits_on_postgresql(alice):
+    """The plan, not a timing: on PostgreSQL the instruction search reads the trigram index
+    instead of every edit of the person."""
+    from django.db import connection
+
+    from imageedits.edits.gallery import GalleryFilter
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the trigram index is PostgreSQL's (make test-postgres)")
+    words = ["sepia", "dark mode", "blur the sky", "brighten", "mirror it", "rotate 90"]
+    for start in range(0, 100_000, 10_000):
+        Edit.objects.bulk_create(
+            Edit(owner=alice, model="gpt-image-2", prompt=f"{words[n % 6]} number {n}")
+            for n in range(start, start + 10_000)
+        )
+    Edit.objects.create(owner=alice, model="gpt-image-2", prompt="a lighthouse at dusk")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE edits_edit")
+    found = GalleryFilter({"q": "LightHouse"}, owner=alice).apply(alice.edits.all())
+    plan = found.explain()
+    assert "edit_prompt_trgm" in plan, plan
+    assert [edit.prompt for edit in found] == ["a lighthouse at dusk"]
