@@ -155,17 +155,17 @@ def test_forty_image_urls_are_counted_before_any_is_fetched(logged_in, image_hos
 def test_slow_image_urls_share_one_deadline(logged_in, image_host, monkeypatch):
     """Three hosts that drip their images: the edit waits for one deadline in all, not one
     each."""
-    monkeypatch.setattr(fetch, "DEADLINE_SECONDS", 1.0)
+    monkeypatch.setattr(fetch, "DEADLINE_SECONDS", 1.5)
     CountingImages.drip = True
     urls = "\n".join(f"{image_host}/{n}.png" for n in range(3))
     started = time.monotonic()
     response = post(logged_in, image_urls=urls)
     took = time.monotonic() - started
-    assert "took too long to send the image (all the image URLs of one edit get 1 seconds" in (
+    assert "took too long to send the image (all the image URLs of one edit get 1.5 seconds" in (
         response.content.decode()
     )
     assert "there was no time left to fetch it" in response.content.decode()
-    assert took < 2.5, f"{took:.1f} s: the deadline was not shared"
+    assert took < 3.5, f"{took:.1f} s: the deadline was not shared (one each takes 4.5 s)"
 
 
 def test_image_urls_share_one_byte_budget(logged_in, image_host, monkeypatch):

@@ -129,7 +129,7 @@ def _get(url: str, budget: Budget) -> tuple[str, int, str, bytes]:
         if remaining <= 0:
             raise FetchRefused(
                 f"there was no time left to fetch it (all the image URLs of one edit get "
-                f"{DEADLINE_SECONDS:.0f} seconds in all)."
+                f"{DEADLINE_SECONDS:g} seconds in all)."
             )
         timeout = httpx.Timeout(min(10.0, remaining))
         with httpx.Client(timeout=timeout, follow_redirects=False) as http:
@@ -155,7 +155,7 @@ def _get(url: str, budget: Budget) -> tuple[str, int, str, bytes]:
                 except TooSlow as error:
                     raise FetchRefused(
                         f"the address took too long to send the image (all the image URLs of one "
-                        f"edit get {DEADLINE_SECONDS:.0f} seconds in all)."
+                        f"edit get {DEADLINE_SECONDS:g} seconds in all)."
                     ) from error
                 budget.bytes_left -= len(content)
                 return url, response.status_code, "", content
