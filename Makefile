@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run serve test test-postgres test-rq soak lint format bench clean
+.PHONY: run serve test test-postgres test-rq test-stack scale-test soak lint format bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 12, 4) else f"imageedits needs Python >= 3.12.4; {sys.executable} is {v[0]}.{v[1]}.{v[2]}")'
@@ -38,6 +38,12 @@ RQ_TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
 test-rq: $(STAMP)
 	TASKS_BACKEND=django_tasks_rq.RQBackend REDIS_URL=$(RQ_TEST_REDIS_URL) $(BIN)/python -m pytest $(ARGS)
 
+# The whole suite as a scaled-out deployment runs: PostgreSQL, RQ on Redis, and images in an
+# S3 bucket (moto's server, started by the tests).
+test-stack: $(STAMP)
+	DATABASE_URL=$(POSTGRES_URL) TASKS_BACKEND=django_tasks_rq.RQBackend REDIS_URL=$(RQ_TEST_REDIS_URL) \
+		TEST_STORAGE=s3 $(BIN)/python -m pytest $(ARGS)
+
 # 300 edits, 20% injected faults, a worker killed midway (bounded: SOAK_SECONDS, default 300).
 soak: $(STAMP)
 	SOAK=1 $(BIN)/python -m pytest tests/test_soak.py -p no:randomly -s $(ARGS)
@@ -52,6 +58,11 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+# 60 edits from 10 people through 2 web processes and 3 RQ workers, on PostgreSQL, Redis and
+# an S3 bucket (moto): every edit ends, nothing is sent twice, no orphan object; p50/p95.
+scale-test: $(STAMP)
+	$(BIN)/python bench/scale.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py

@@ -58,8 +58,56 @@ def openai_simulator():
     server.stop()
 
 
+# `make test-stack` runs the whole suite with images in an S3 bucket (moto's server) instead of
+# local files; the few tests about local files alone are marked `local_files`.
+ON_S3 = os.environ.get("TEST_STORAGE") == "s3"
+S3_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server, a real HTTP server on a free port."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def use_new_bucket(settings, s3_server: str):
+    """A new, empty, private bucket as the default storage; returns its boto3 client and name."""
+    import uuid
+
+    import boto3
+
+    name = f"imageedits-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", **S3_KEYS)
+    s3.create_bucket(Bucket=name)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": name, "endpoint_url": s3_server, "region_name": "us-east-1",
+                "addressing_style": "path", "signature_version": "s3v4", "file_overwrite": False,
+                "default_acl": None, "access_key": "testing", "secret_key": "testing",
+            },
+        },
+    }  # fmt: skip
+    csp = {**settings.SECURE_CSP, "img-src": [*settings.SECURE_CSP["img-src"], s3_server]}
+    settings.SECURE_CSP = csp  # the browser follows the signed redirects there
+    return s3, name
+
+
+def pytest_runtest_setup(item):
+    if ON_S3 and item.get_closest_marker("local_files"):
+        pytest.skip("about local files (MEDIA_ROOT); make test-stack stores images in S3")
+
+
 @pytest.fixture(autouse=True)
-def _app_settings(settings, simulator, tmp_path):
+def _app_settings(request, settings, simulator, tmp_path):
     cache.clear()  # log-in failure counters
     simulator.reset()
     settings.OPENAI_BASE_URL = f"{simulator.url}/openai"
@@ -69,6 +117,8 @@ def _app_settings(settings, simulator, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.IMAGE_FETCH_ALLOWED_HOSTS = [simulator.url.split("://", 1)[1]]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    if ON_S3:
+        use_new_bucket(settings, request.getfixturevalue("s3_server"))
 
 
 def make_png(width=64, height=48, color=(200, 40, 40), image_format="PNG") -> bytes:
@@ -99,11 +149,46 @@ def logged_in(client, alice):
     return client
 
 
+@dataclass(frozen=True)
+class Served:
+    status_code: int
+    content_type: str
+    disposition: str
+    content: bytes
+    app: object  # the app's own response (a redirect, with a bucket)
+
+
+def get_image(client, url: str) -> Served:
+    """An image view's answer as the browser ends up with it: the file the app streams, or,
+    with images in a bucket, what the app's signed redirect leads to."""
+    import httpx
+
+    response = client.get(url)
+    if response.status_code == 302 and response["Location"].startswith("http"):
+        signed = httpx.get(response["Location"])
+        headers = signed.headers
+        return Served(signed.status_code, headers.get("content-type", ""),
+                      headers.get("content-disposition", ""), signed.content, response)  # fmt: skip
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    return Served(response.status_code, response.get("Content-Type", ""),
+                  response.get("Content-Disposition", ""), content, response)  # fmt: skip
+
+
 @pytest.fixture
 def stored_files(settings):
-    """Every file under MEDIA_ROOT, relative paths, to check nothing is left behind."""
+    """Every stored file's name (under MEDIA_ROOT, or in the bucket), to check nothing is left
+    behind."""
 
     def list_files() -> list[str]:
+        options = settings.STORAGES["default"].get("OPTIONS", {})
+        if "bucket_name" in options:
+            import boto3
+
+            s3 = boto3.client(
+                "s3", endpoint_url=options["endpoint_url"], region_name="us-east-1", **S3_KEYS
+            )
+            listed = s3.list_objects_v2(Bucket=options["bucket_name"]).get("Contents", [])
+            return sorted(item["Key"] for item in listed)
         root = Path(settings.MEDIA_ROOT)
         return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 

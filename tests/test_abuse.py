@@ -486,7 +486,11 @@ def test_no_log_handler_prints_a_token_or_a_secret_in_development_either(tmp_pat
     import sys
     from pathlib import Path
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "TASKS_", "AWS_"))
+    }  # its own SQLite database and local files, whatever this run uses
     env.update(DEBUG="1", VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="imageedits.settings")
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT], cwd=Path(__file__).resolve().parent.parent, env=env,

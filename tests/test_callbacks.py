@@ -246,6 +246,7 @@ def test_an_edit_whose_callback_never_comes_fails_in_the_end(
     assert "never reported back" in edit.error_message
 
 
+@pytest.mark.local_files
 def test_a_check_that_breaks_unexpectedly_still_checks_again(db, callbacks_to, settings, alice):
     callbacks_to("http://127.0.0.1:9")
     edit = create(alice)

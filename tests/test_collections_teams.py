@@ -10,7 +10,7 @@ from django.urls import reverse
 from imageedits.edits import images, services
 from imageedits.edits.models import Collection, Edit, Team
 
-from .conftest import make_png, run_edit
+from .conftest import get_image, make_png, run_edit
 
 pytestmark = pytest.mark.django_db
 
@@ -141,7 +141,9 @@ def test_the_team_tab_shows_exactly_what_the_team_shared(client, alice, bob, tea
     assert "Design: alice, bob." in page  # who sees what is shared with the team
     detail = client.get(reverse("team-edit", args=[shared.pk]))
     assert f"Edit {shared.pk} by bob" in detail.content.decode()
-    assert client.get(reverse("team-image", args=[shared.pk, "result", 0])).status_code == 200
+    assert (
+        get_image(client, reverse("team-image", args=[shared.pk, "result", 0])).status_code == 200
+    )
     # Read-only: the owner's own pages stay the owner's.
     assert client.get(shared.get_absolute_url()).status_code == 404
 

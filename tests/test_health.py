@@ -24,6 +24,7 @@ def test_ready_checks_database_cache_storage_and_queue(client, stored_files):
     assert response["Cache-Control"].startswith("max-age=0")
 
 
+@pytest.mark.local_files
 def test_ready_fails_when_storage_cannot_be_written(client, settings, tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("storage cannot write below a file")

@@ -316,6 +316,7 @@ def test_a_task_the_upstream_lost_is_sent_again(alice, settings, simulator):
     assert submission.attempts == 2 and submission.status == Submission.Status.RUNNING
 
 
+@pytest.mark.local_files
 def test_orphaned_files_are_swept_once_old_enough(alice, settings, stored_files):
     import os
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from imageedits.edits import images, services, sharing
 from imageedits.edits.models import Edit, ShareLink
 
-from .conftest import make_png, run_edit
+from .conftest import get_image, make_png, run_edit
 
 pytestmark = pytest.mark.django_db
 
@@ -73,9 +73,9 @@ def test_anyone_with_the_link_sees_the_results_read_only(owner, finished, alice)
     # Nothing else of the owner's: no name, no email, no other pages, no forms.
     for private in [alice.username, alice.email, "Delete", "Run again", "<form", "Share links"]:
         assert private not in page
-    image = anonymous.get(f"{url}result/0/")
-    assert image.status_code == 200 and image["Content-Type"] == "image/png"
-    assert image["Referrer-Policy"] == "no-referrer"
+    image = get_image(anonymous, f"{url}result/0/")
+    assert image.status_code == 200 and image.content_type == "image/png"
+    assert image.app["Referrer-Policy"] == "no-referrer"
 
 
 def test_inputs_are_shown_only_when_the_owner_chose_so(owner, finished):
@@ -84,7 +84,7 @@ def test_inputs_are_shown_only_when_the_owner_chose_so(owner, finished):
     assert Client().get(f"{without}input/0/").status_code == 404
     with_inputs = share(owner, finished, include_inputs="on")
     assert "Input image 1" in Client().get(with_inputs).content.decode()
-    assert Client().get(f"{with_inputs}input/0/").status_code == 200
+    assert get_image(Client(), f"{with_inputs}input/0/").status_code == 200
 
 
 def test_a_link_shows_no_other_edit(owner, finished, alice):

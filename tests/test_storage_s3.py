@@ -5,11 +5,9 @@ signed URL, the orphan sweep lists keys by prefix, and /ready/ checks the bucket
 import os
 import subprocess
 import sys
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 from django.core.files.base import ContentFile
@@ -19,41 +17,15 @@ from django.urls import reverse
 from imageedits.edits import housekeeping, images, services, sharing
 from imageedits.edits.models import Edit
 
-from .conftest import make_png, run_edit
+from .conftest import make_png, run_edit, use_new_bucket
 
 pytestmark = pytest.mark.django_db
-KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-@pytest.fixture(scope="session")
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture
 def bucket(settings, s3_server):
-    """A new, empty, private bucket as the default storage; yields a function listing its keys."""
-    name = f"imageedits-{uuid.uuid4().hex[:12]}"
-    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", **KEYS)
-    s3.create_bucket(Bucket=name)
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": name, "endpoint_url": s3_server, "region_name": "us-east-1",
-                "addressing_style": "path", "signature_version": "s3v4", "file_overwrite": False,
-                "default_acl": None,
-                "access_key": "testing", "secret_key": "testing",
-            },
-        },
-    }  # fmt: skip
+    """A new bucket as the default storage; yields a function listing its keys."""
+    s3, name = use_new_bucket(settings, s3_server)
 
     def keys() -> list[str]:
         listed = s3.list_objects_v2(Bucket=name).get("Contents", [])
@@ -70,13 +42,13 @@ def finished(owner) -> Edit:
 
 
 def test_an_edit_keeps_its_images_in_the_bucket_and_takes_them_along(
-    alice, bucket, stored_files, django_capture_on_commit_callbacks
+    alice, bucket, settings, django_capture_on_commit_callbacks
 ):
     edit = finished(alice)
     assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
     kinds = sorted(key.split("/")[0] for key in bucket())
     assert kinds == ["inputs", "results", "thumbnails"]
-    assert stored_files() == []  # nothing on the local disk
+    assert not Path(settings.MEDIA_ROOT).exists()  # nothing on the local disk
     with django_capture_on_commit_callbacks(execute=True):
         edit.delete()
     assert bucket() == []
@@ -150,3 +122,13 @@ def test_the_bucket_is_configured_from_the_environment(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("storages.backends.s3.S3Storage edits path")
     assert "'http://minio.internal:9000'" in run.stdout  # images load from there (CSP)
+
+
+def test_the_forms_scripts_get_the_pixels_from_the_app_itself(client, alice, bucket):
+    """The mask painter and the images carried into a new edit are read by the page's scripts,
+    which may only read what comes from the app's own origin: ?stream=1 streams it."""
+    edit = finished(alice)
+    client.force_login(alice)
+    response = client.get(reverse("edit-image", args=[edit.pk, "input", 0]), {"stream": "1"})
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert images.stored(b"".join(response.streaming_content)).format == "PNG"

@@ -10,7 +10,7 @@ from django.urls import reverse
 from imageedits.edits import images, services
 from imageedits.edits.models import Edit
 
-from .conftest import make_png, queued, run_edit
+from .conftest import get_image, make_png, queued, run_edit
 
 pytestmark = pytest.mark.django_db
 
@@ -213,17 +213,14 @@ def test_a_failed_edit_shows_its_message(client, alice, simulator):
 def test_result_files_are_served_to_the_owner_with_a_download_name(client, alice, alices_edit):
     client.force_login(alice)
     url = reverse("edit-image", args=[alices_edit.pk, "result", 0])
-    response = client.get(url + "?download=1")
-    assert response.status_code == 200
-    assert response["Content-Type"] == "image/png"
-    assert response["X-Content-Type-Options"] == "nosniff"
-    assert (
-        f'filename="edit-{alices_edit.pk}-make-it-grayscale-1.png"'
-        in response["Content-Disposition"]
-    )
-    thumb = client.get(reverse("edit-image", args=[alices_edit.pk, "thumbnail", 0]))
-    assert thumb["Content-Type"] == "image/webp"
-    source = client.get(reverse("edit-image", args=[alices_edit.pk, "input", 0]))
+    served = get_image(client, url + "?download=1")
+    assert served.status_code == 200
+    assert served.content_type == "image/png"
+    assert served.app["X-Content-Type-Options"] == "nosniff"
+    assert f'filename="edit-{alices_edit.pk}-make-it-grayscale-1.png"' in served.disposition
+    thumb = get_image(client, reverse("edit-image", args=[alices_edit.pk, "thumbnail", 0]))
+    assert thumb.content_type == "image/webp"
+    source = get_image(client, reverse("edit-image", args=[alices_edit.pk, "input", 0]))
     assert source.status_code == 200
 
 

@@ -129,7 +129,9 @@ def starting_values(query, owner) -> dict:
         "image_urls": "\n".join(item.url for item in inputs if item.url),
         "keep_unmasked": edit.keep_unmasked,
         # The mask painter starts from this edit's mask (shown to its owner only).
-        "mask_url": reverse("edit-image", args=[edit.pk, "mask", 0]) if edit.mask else "",
+        "mask_url": reverse("edit-image", args=[edit.pk, "mask", 0]) + "?stream=1"
+        if edit.mask
+        else "",
     }
 
 

@@ -54,13 +54,14 @@ def all_names(folder: str = ""):
         yield from all_names(f"{folder}/{sub}")
 
 
-def response(stored, download_name: str = "") -> HttpResponse:
+def response(stored, download_name: str = "", stream: bool = False) -> HttpResponse:
     """The stored image for a browser: streamed from local files, or from a bucket a redirect
     to a URL signed for SIGNED_URL_SECONDS, with the content type and, for a download, the
-    file name set by the signature (the bucket itself stays private)."""
+    file name set by the signature (the bucket itself stays private). `stream` streams it from
+    the bucket too, for the page's scripts, which read the pixels (same origin only)."""
     content_type = content_type_for(stored.name)
     disposition = f'attachment; filename="{download_name}"' if download_name else "inline"
-    if isinstance(stored.storage, FileSystemStorage):
+    if stream or isinstance(stored.storage, FileSystemStorage):
         served = FileResponse(stored.open("rb"), content_type=content_type)
         served["Content-Disposition"] = disposition
         return served

@@ -267,7 +267,9 @@ def image(request: HttpRequest, edit_id: int, kind: str, position: int) -> HttpR
         extension = stored.name.rsplit(".", 1)[-1]
         suffix = "-model-output" if kind == "raw" else ""
         download_name = f"{edit.file_stem}-{position + 1}{suffix}.{extension}"
-    response = _image_response(stored, download_name)
+    # ?stream=1: the form's scripts read the pixels (a mask, an image carried over), which a
+    # redirect to the bucket's origin would keep from them.
+    response = _image_response(stored, download_name, stream=request.GET.get("stream") == "1")
     if response.status_code == 200:  # a signed redirect must not outlive its signature
         response["Cache-Control"] = "private, max-age=86400, immutable"
     return response
@@ -290,9 +292,9 @@ def _stored_image(edit: Edit, kind: str, position: int, allowed: set[str]):
     return stored
 
 
-def _image_response(stored, download_name: str = "") -> HttpResponse:
+def _image_response(stored, download_name: str = "", stream: bool = False) -> HttpResponse:
     """A stored image, as an image only: no sniffing, no scripts, no embedding."""
-    response = storage.response(stored, download_name)
+    response = storage.response(stored, download_name, stream)
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
