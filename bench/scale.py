@@ -8,7 +8,6 @@ request reached the upstream twice, and that no object in the bucket is an orpha
 the time from submit to result as people saw it (p50, p95). Exits non-zero when a check fails.
 """
 
-import logging
 import os
 import re
 import secrets
@@ -26,11 +25,11 @@ import boto3
 import httpx
 import psycopg
 import redis
-from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from imageedits.edits.management.topology import RQ_POOL  # noqa: E402
 from imageedits.simulator import SimulatorServer  # noqa: E402
 
 POSTGRES = os.environ.get("SCALE_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -116,10 +115,14 @@ def person_edits(base: str, username: str, count: int, image: bytes) -> list[flo
 
 
 def main() -> None:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
-    s3_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    s3_server.start()
-    s3_url = "http://{}:{}".format(*s3_server.get_host_and_port())
+    # moto's S3 server in a process of its own, as a real bucket would be.
+    s3_port = free_port()
+    s3_server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    s3_url = f"http://127.0.0.1:{s3_port}"
+    wait_for(f"{s3_url}/moto-api/")
     s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
     s3.create_bucket(Bucket="imageedits-scale")
@@ -151,8 +154,7 @@ def main() -> None:
     commands = {
         "web": [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind",
                 f"127.0.0.1:{port}"],
-        "workers": [sys.executable, "manage.py", "rqworker-pool", "--job-class",
-                    "django_tasks_rq.Job", "--num-workers", "3"],
+        "workers": [sys.executable, "manage.py", *RQ_POOL, "--num-workers", "3"],
         "reaper": [sys.executable, "manage.py", "reap", "--every", "5"],
     }  # fmt: skip
     logs = open(ROOT / "var" / "scale.log", "w")  # noqa: SIM115 - closed below
@@ -189,7 +191,8 @@ def main() -> None:
                 process.wait()
         logs.close()
         simulator.stop()
-        s3_server.stop()
+        s3_server.terminate()
+        s3_server.wait()
 
 
 def report(env, s3, simulator, timings: list[float], elapsed: float) -> None:

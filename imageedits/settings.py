@@ -122,7 +122,7 @@ TASKS = {
 # one upstream request at a time (30-120 s); with callbacks it is free as soon as it has sent.
 WORKER_PROCESSES = envint("WORKER_PROCESSES", 2)
 if TASKS["default"]["BACKEND"] == "django_tasks_rq.RQBackend":
-    # Workers: `manage.py rqworker-pool --job-class django_tasks_rq.Job --num-workers N`.
+    # Workers: `manage.py rqworker-pool` (see management/topology.py for its options).
     INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
     RQ_QUEUES = {
         "default": {
