@@ -159,3 +159,40 @@ def test_try_again_counts_as_an_edit_under_way(client, alice, settings):
     response = client.post(reverse("edit-rerun", args=[failed.pk]), follow=True)
     assert "You have 1 edit under way, the most at once." in response.content.decode()
     assert Edit.objects.get(pk=failed.pk).status == Edit.Status.FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twelve_guesses_at_once_get_five_tries(live_server, client, alice, settings):
+    """Each attempt is counted before the password is checked: parallel guesses cannot all
+    slip in before the first failure is counted."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    settings.LOGIN_FAILURES_PER_USER = 5
+    start = threading.Barrier(12)
+
+    def guess(number: int) -> str:
+        with httpx.Client(base_url=live_server.url, timeout=60) as http:
+            http.get("/login/")
+            token = http.cookies["csrftoken"]
+            start.wait()
+            answer = http.post("/login/", data={"username": "alice", "password": f"guess-{number}",
+                                                "csrfmiddlewaretoken": token})  # fmt: skip
+            return "throttled" if "Too many failed log-ins" in answer.text else "checked"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        outcomes = sorted(pool.map(guess, range(12)))
+    assert outcomes == ["checked"] * 5 + ["throttled"] * 7
+    refused = log_in(client, "alice", "alice-password")  # the same counters as the live server
+    assert "Too many failed log-ins" in refused.content.decode()
+
+
+def test_a_right_password_gives_its_place_back(client, alice, settings):
+    settings.LOGIN_FAILURES_PER_USER = 2
+    for _ in range(5):  # five good log-ins in a row use none of the two failures allowed
+        assert log_in(client, "alice", "alice-password").status_code == 302
+        client.logout()
+    log_in(client, "alice", "wrong")
+    assert log_in(client, "alice", "alice-password").status_code == 302

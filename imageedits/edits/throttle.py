@@ -1,6 +1,7 @@
 """Limits on how fast one person can use the app: edits started per minute, edits under way at
 once, and failed log-ins."""
 
+import contextlib
 import unicodedata
 from datetime import timedelta
 
@@ -61,19 +62,21 @@ class LoginThrottle:
     log-in form (the app's and the admin's) counts into the same counters."""
 
     def clean(self):
+        """Each attempt takes a place in the counters first (one atomic increment each), and
+        gives it back if the password was right: parallel guesses cannot all slip in before
+        the first failure is counted."""
         keys = self._failure_keys()
-        if any(cache.get(key, 0) >= limit for key, limit in keys):
+        taken = [_count(key) for key, _ in keys]
+        if any(count > limit for count, (_, limit) in zip(taken, keys, strict=True)):
             minutes = int(LOGIN_WINDOW.total_seconds() // 60)
             raise forms.ValidationError(
                 f"Too many failed log-ins. Try again in {minutes} minutes.", code="throttled"
             )
-        try:
-            return super().clean()
-        except forms.ValidationError:
-            for key, _ in keys:
-                cache.add(key, 0, timeout=LOGIN_WINDOW.total_seconds())
-                cache.incr(key)
-            raise
+        cleaned = super().clean()  # a wrong password raises: the places stay taken
+        for key, _ in keys:
+            with contextlib.suppress(ValueError):  # the window ended in between
+                cache.decr(key)
+        return cleaned
 
     def _failure_keys(self) -> list[tuple[str, int]]:
         # As Django reads the username (NFKC, so "ｄａｖｅ" is "dave"), then without case: every
@@ -85,6 +88,11 @@ class LoginThrottle:
             (f"login-failures:user:{username}", settings.LOGIN_FAILURES_PER_USER),
             (f"login-failures:ip:{address}", settings.LOGIN_FAILURES_PER_ADDRESS),
         ]
+
+
+def _count(key: str) -> int:
+    cache.add(key, 0, timeout=LOGIN_WINDOW.total_seconds())
+    return cache.incr(key)
 
 
 class ThrottledAuthenticationForm(LoginThrottle, AuthenticationForm):
