@@ -53,25 +53,48 @@ def worker_processes(var_dir: str, name: str) -> int:
     return sum(1 for pid in ours if commands[pid][1] not in ours)
 
 
+def edit_to_the_end(browser: httpx.Client, page: httpx.Response, simulator_port: int) -> str:
+    """Submit an edit of a sample image from the new-edit `page`, poll its status as the page
+    does until it ends; the last status fragment."""
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
+    created = browser.post(
+        "/edits/new/",
+        data={"prompt": "grayscale", "model": "gpt-image-2", "csrfmiddlewaretoken": token,
+              "image_urls": f"http://127.0.0.1:{simulator_port}/samples/square.png"},
+    )  # fmt: skip
+    status_url = re.search(r'hx-get="([^"]+/status/)"', created.text)[1]
+    deadline = time.monotonic() + 30
+    while (status := browser.get(status_url)).status_code != 286:
+        assert time.monotonic() < deadline, "the edit did not finish"
+        time.sleep(0.3)
+    return status.text
+
+
 def is_listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture(params=["django_tasks_db.DatabaseBackend", "django_tasks_rq.RQBackend"])
-def dev_server(request, tmp_path):
-    web_port, simulator_port = free_port(), free_port()
+def own_environment(var_dir, simulator_port: int, **settings: str) -> dict[str, str]:
+    """This machine's environment for a run of its own: its own SQLite database and files, the
+    simulator it starts, and `settings`."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("OPENAI_", "PUBLIC_BASE_URL", "DJANGO_", "DATABASE_URL", "TASKS_"))
     }
     env.update(
-        VAR_DIR=str(tmp_path),
-        SIMULATOR_URL=f"http://127.0.0.1:{simulator_port}",
-        SIMULATOR_LATENCY="0.2",
-        DEMO_PASSWORD="a-demo-password",
-        TASKS_BACKEND=request.param,
+        VAR_DIR=str(var_dir), SIMULATOR_URL=f"http://127.0.0.1:{simulator_port}",
+        SIMULATOR_LATENCY="0.2", **settings,
+    )  # fmt: skip
+    return env
+
+
+@pytest.fixture(params=["django_tasks_db.DatabaseBackend", "django_tasks_rq.RQBackend"])
+def dev_server(request, tmp_path):
+    web_port, simulator_port = free_port(), free_port()
+    env = own_environment(
+        tmp_path, simulator_port, DEMO_PASSWORD="a-demo-password", TASKS_BACKEND=request.param
     )
     if request.param == "django_tasks_rq.RQBackend":
         env["REDIS_URL"] = empty_test_redis()
@@ -104,19 +127,7 @@ def test_dev_serves_app_worker_and_simulator_and_stops_them_all(dev_server):
         )
         assert "New edit" in page.text
 
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
-        sample = f"http://127.0.0.1:{simulator_port}/samples/square.png"
-        created = browser.post(
-            "/edits/new/",
-            data={"prompt": "grayscale", "model": "gpt-image-2", "image_urls": sample,
-                  "csrfmiddlewaretoken": token},
-        )  # fmt: skip
-        status_url = re.search(r'hx-get="([^"]+/status/)"', created.text)[1]
-        deadline = time.monotonic() + 30
-        while (status := browser.get(status_url)).status_code != 286:
-            assert time.monotonic() < deadline, "the edit did not finish under make run"
-            time.sleep(0.3)
-        assert "Edited image 1" in status.text
+        assert "Edited image 1" in edit_to_the_end(browser, page, simulator_port)
     if backend == "django_tasks_rq.RQBackend":
         assert redis.Redis.from_url(TEST_REDIS_URL).keys("rq:job:*"), "no job went through Redis"
         # One pool of WORKER_PROCESSES (2) workers, each registered with RQ.
@@ -140,16 +151,9 @@ def test_serve_runs_the_production_setup_and_its_access_log_keeps_secrets(tmp_pa
     import secrets
 
     web_port, simulator_port = free_port(), free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("OPENAI_", "PUBLIC_BASE_URL", "DJANGO_", "DATABASE_URL", "TASKS_"))
-    }
-    env.update(
-        DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50), SECURE_SSL_REDIRECT="0",
-        SECURE_COOKIES="0", SECURE_HSTS_SECONDS="0", VAR_DIR=str(tmp_path),
-        SIMULATOR_URL=f"http://127.0.0.1:{simulator_port}", SIMULATOR_LATENCY="0.2",
-        WEB_CONCURRENCY="1",
+    env = own_environment(
+        tmp_path, simulator_port, DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50),
+        SECURE_SSL_REDIRECT="0", SECURE_COOKIES="0", SECURE_HSTS_SECONDS="0", WEB_CONCURRENCY="1",
     )  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(web_port)],
@@ -178,18 +182,7 @@ def test_serve_runs_the_production_setup_and_its_access_log_keeps_secrets(tmp_pa
                       "csrfmiddlewaretoken": token},
             )  # fmt: skip
             assert "New edit" in page.text
-            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
-            created = browser.post(
-                "/edits/new/",
-                data={"prompt": "grayscale", "model": "gpt-image-2", "csrfmiddlewaretoken": token,
-                      "image_urls": f"http://127.0.0.1:{simulator_port}/samples/square.png"},
-            )  # fmt: skip
-            status_url = re.search(r'hx-get="([^"]+/status/)"', created.text)[1]
-            deadline = time.monotonic() + 30
-            while (status := browser.get(status_url)).status_code != 286:
-                assert time.monotonic() < deadline, "the edit did not finish under make serve"
-                time.sleep(0.3)
-            assert "Edited image 1" in status.text
+            assert "Edited image 1" in edit_to_the_end(browser, page, simulator_port)
             browser.get("/s/AShareTokenNobodyMayRead0123456789abcdefghij/")
             browser.post("/hooks/submissions/1/ACallbackSecretNobodyMayRead/", content=b"{}")
         assert httpx.get(f"{base}/ready/", params={"format": "json"}).status_code == 200
