@@ -262,9 +262,13 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
 }
 if AWS_STORAGE_BUCKET_NAME:  # the signed image URLs point there
-    SECURE_CSP["img-src"].append(
-        AWS_S3_ENDPOINT_URL
-        or f"https://{AWS_STORAGE_BUCKET_NAME}.s3.{AWS_S3_REGION_NAME}.amazonaws.com"
+    SECURE_CSP["img-src"] += (
+        [AWS_S3_ENDPOINT_URL]
+        if AWS_S3_ENDPOINT_URL
+        else [  # us-east-1 signs with the global host name, other regions with their own
+            f"https://{AWS_STORAGE_BUCKET_NAME}.s3.amazonaws.com",
+            f"https://{AWS_STORAGE_BUCKET_NAME}.s3.{AWS_S3_REGION_NAME}.amazonaws.com",
+        ]
     )
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -328,5 +332,6 @@ if SENTRY_DSN := os.environ.get("SENTRY_DSN", ""):
         send_default_pii=False,
         traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", 0)),
         before_send=redact_event,
+        before_send_transaction=redact_event,
         environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
     )

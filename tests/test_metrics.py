@@ -28,6 +28,7 @@ def _token(settings):
 def test_metrics_are_404_without_the_token(client, settings):
     assert client.get("/metrics/").status_code == 404
     assert client.get("/metrics/", headers={"Authorization": "Bearer wrong"}).status_code == 404
+    assert client.get("/metrics/", headers={"Authorization": "Bearer ünïcode"}).status_code == 404
     settings.METRICS_TOKEN = ""
     assert client.get("/metrics/", headers={"Authorization": "Bearer "}).status_code == 404
 

@@ -180,6 +180,10 @@ def test_an_early_callback_waits_for_the_task_record(client, alice, settings, si
     assert Edit.objects.get().is_active
     assert tasks_named("check_submission") == 2  # the usual late check, and one soon
 
+    run_tasks()  # the record is not ready yet: look again in seconds, not in a minute
+    soon = min(task.run_after for task in queued("check_submission"))
+    assert soon - timezone.now() <= timedelta(seconds=6)
+
 
 def test_a_worker_lost_after_the_upstream_answered_is_not_paid_for_twice(alice, simulator):
     """The answer came (and was billed), then the worker died before storing the results: the
@@ -230,6 +234,23 @@ def test_a_job_that_times_out_is_sent_again_like_a_lost_worker(
     run_tasks()
     edit.refresh_from_db()
     assert edit.status == Edit.Status.SUCCEEDED and edit.results.count() == 1
+
+
+def test_a_worker_still_busy_with_a_run_cannot_touch_the_run_after_it(alice):
+    """The reaper failed a request whose slow worker was still alive, the person chose "Try
+    again": the slow worker's late news changes nothing of the new run."""
+    edit = create(alice)
+    edit.mark_running()
+    slow = edit.submissions.get()
+    slow.mark_running()
+    Submission.objects.filter(pk=slow.pk).update(status=Submission.Status.FAILED)
+    Edit.objects.filter(pk=edit.pk).update(status=Edit.Status.FAILED)
+    assert Edit.objects.get(pk=edit.pk).rerun()
+
+    assert not slow.mark_failed("timeout", "late news from the first run")
+    assert not slow.mark_succeeded("task", "trace", 1.0)
+    fresh = Submission.objects.get(pk=slow.pk)
+    assert fresh.status == Submission.Status.QUEUED and fresh.tries == 0
 
 
 def test_a_worker_that_lost_its_lease_cannot_overwrite_the_newer_attempt(alice, simulator):

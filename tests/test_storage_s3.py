@@ -123,6 +123,15 @@ def test_the_bucket_is_configured_from_the_environment(tmp_path):
     assert run.stdout.startswith("storages.backends.s3.S3Storage edits path")
     assert "'http://minio.internal:9000'" in run.stdout  # images load from there (CSP)
 
+    del env["AWS_S3_ENDPOINT_URL"]  # AWS itself: us-east-1 signs with the global host name
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent, env=env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "virtual" in run.stdout
+    assert "'https://edits.s3.amazonaws.com'" in run.stdout
+    assert "'https://edits.s3.us-east-1.amazonaws.com'" in run.stdout
+
 
 def test_the_forms_scripts_get_the_pixels_from_the_app_itself(client, alice, bucket):
     """The mask painter and the images carried into a new edit are read by the page's scripts,

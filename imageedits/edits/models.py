@@ -186,12 +186,14 @@ class Edit(StateMachine):
                 finished_at=None,
             )
             if queued:
-                # Attempts keep counting, so a worker still busy with the old run is fenced
-                # off; the old task's ids and secret go, so its late callback or check can
-                # never finish the new run.
+                # The old task's ids and secret go, so its late callback or check can never
+                # finish the new run.
+                # Attempts move on by one, so a worker still busy with the old run (its
+                # attempt number is now stale) can no longer move the request.
                 self.submissions.update(
                     status=Status.QUEUED, error_code="", error_message="",
-                    attempts_before_run=models.F("attempts"), retry_at=None,
+                    attempts=models.F("attempts") + 1,
+                    attempts_before_run=models.F("attempts") + 1, retry_at=None,
                     lease_expires_at=None, started_at=None, finished_at=None, task_id="",
                     trace_id="", submitted_at=None, callback_secret_hash="",
                     callback_received_at=None,

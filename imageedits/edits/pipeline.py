@@ -129,8 +129,15 @@ def check_submission(submission_id: int, task_id: str = "") -> None:
     if waited.total_seconds() >= settings.CALLBACK_GIVE_UP_AFTER:
         message = "The image service never reported back on this edit. Try again."
         _fail(submission, "callback_timeout", message)
+    elif _called_back_lately(submission):  # the record lags a moment behind its callback
+        _check_later(submission, CONFIRM_AGAIN_AFTER.total_seconds())
     else:
         _check_later(submission, CHECK_INTERVAL.total_seconds())
+
+
+def _called_back_lately(submission: Submission) -> bool:
+    called = submission.callback_received_at
+    return called is not None and timezone.now() - called < CONFIRM_AGAIN_AFTER * 6
 
 
 # --- Recovering -------------------------------------------------------------------------------

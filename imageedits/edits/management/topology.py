@@ -13,12 +13,11 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import CommandError
 
-# RQ's pool: django-tasks-rq's job class, and workers that run jobs in their own process.
-# RQ's default forks a process for every job, which then opens its own database connection
-# and S3 client: three times slower under load (make scale-test: 83 s against 28 s).
+# RQ's pool: django-tasks-rq's job class, and workers that run jobs in their own process
+# (rqworker.Worker; make scale-test: 28 s against 83 s with RQ's forking default).
 RQ_POOL = [
     "rqworker-pool", "--job-class", "django_tasks_rq.Job",
-    "--worker-class", "rq.worker.SimpleWorker",
+    "--worker-class", "imageedits.edits.rqworker.Worker",
 ]  # fmt: skip
 
 
