@@ -155,7 +155,6 @@ MODELS: dict[str, ImageModel] = {
 }
 
 DEFAULT_MODEL = "gpt-image-2"
-PARAM_NAMES = sorted({param.name for model in MODELS.values() for param in model.params})
 
 
 def parse_size(size: str) -> tuple[int, int] | None:
