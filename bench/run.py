@@ -1,0 +1,76 @@
+"""`make bench`: the app measured against its limits, each figure beside a baseline measured in
+the same run, written to docs/benchmarks.md (BENCH_OUTPUT names another file).
+
+BENCH_QUICK=1 measures every figure once and small (the test suite does); BENCH_RUNS sets how
+many runs each median is taken over; BENCH_ONLY=latency,polling runs only those figures.
+Any step that fails stops the bench with a non-zero exit and its traceback."""
+
+import importlib
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix="imageedits-bench-")
+os.environ.pop("DATABASE_URL", None)
+os.environ["TASKS_BACKEND"] = "django_tasks_db.DatabaseBackend"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageedits.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from bench.common import QUICK, RUNS  # noqa: E402
+
+FIGURES = ["latency"]
+
+
+def main() -> None:
+    logging.getLogger("imageedits.simulator").setLevel(logging.WARNING)  # one line a request
+    only = [name for name in os.environ.get("BENCH_ONLY", "").split(",") if name]
+    rows = []
+    for name in only or FIGURES:
+        started = time.monotonic()
+        print(f"measuring {name}...", flush=True)
+        module = importlib.import_module(f"bench.{name}")
+        for row in module.measure():
+            rows.append(row)
+            ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
+            verdict = "met" if row.met else "MISSED"
+            print(f"  {row.figure}: {row.measured} vs {row.baseline} {ratio} "
+                  f"(target {row.target}: {verdict})", flush=True)  # fmt: skip
+        print(f"  ({time.monotonic() - started:.0f} s)", flush=True)
+    output = Path(os.environ.get("BENCH_OUTPUT", ROOT / "docs" / "benchmarks.md"))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report(rows))
+    met = sum(row.met for row in rows)
+    print(f"{met} of {len(rows)} targets met; written to {output}")
+
+
+def report(rows) -> str:
+    lines = [
+        "| Figure | Measured | Baseline (same run) | Ratio | Target | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "–"
+        verdict = "met" if row.met else "**missed**"
+        lines.append(
+            f"| {row.figure} | {row.measured} | {row.baseline} | {ratio} | {row.target} "
+            f"| {verdict} |"
+        )
+    machine = f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.machine()}"
+    runs = "BENCH_QUICK (one small run each)" if QUICK else f"medians of {RUNS} runs"
+    return TEMPLATE.format(table="\n".join(lines), machine=machine, runs=runs,
+                           date=time.strftime("%Y-%m-%d"))  # fmt: skip
+
+
+TEMPLATE = (ROOT / "bench" / "benchmarks.md.in").read_text()
+
+if __name__ == "__main__":
+    main()
