@@ -65,4 +65,4 @@ scale-test: $(STAMP)
 	$(BIN)/python bench/scale.py
 
 bench: $(STAMP)
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/run.py

@@ -5,7 +5,6 @@ database, with people who can log in."""
 import contextlib
 import io
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -124,11 +123,19 @@ class App:
 
         self.manage("migrate", "--noinput")
         self.manage("collectstatic", "--noinput")
-        self.shell(
-            "from django.contrib.auth.models import User; "
-            f"[User.objects.create_user(f'person{{n}}', password={PASSWORD!r}) "
-            f"for n in range({self.people})]"
+        # One password hash for all (hashing takes a second, on purpose), and a session made
+        # for each person here, as logging in would: 32 people need not log in one by one.
+        sessions = self.shell(
+            "from django.contrib.auth.hashers import make_password; "
+            "from django.contrib.auth.models import User; from django.test import Client; "
+            f"password = make_password({PASSWORD!r}); "
+            "people = User.objects.bulk_create(User(username=f'person{n}', password=password) "
+            f"for n in range({self.people})); "
+            "clients = [Client() for _ in people]; "
+            "[client.force_login(person) for client, person in zip(clients, people)]; "
+            "print(*(client.cookies['sessionid'].value for client in clients))"
         )
+        self.sessions = sessions.split()
         port = self.base.rsplit(":", 1)[1]
         commands = {
             "web": [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
@@ -177,19 +184,12 @@ class App:
         return int(children[0])
 
     def browser(self, person: int = 0) -> httpx.Client:
-        """A logged-in client that sends the CSRF token as the pages' forms and htmx do."""
+        """A client logged in as person{person}, sending the CSRF token as the pages' forms
+        and htmx do."""
         client = httpx.Client(base_url=self.base, follow_redirects=True, timeout=120)
-        page = client.get("/login/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
-        answer = client.post(
-            "/login/",
-            data={
-                "username": f"person{person}",
-                "password": PASSWORD,
-                "csrfmiddlewaretoken": token,
-            },
-        )
-        if "/login/" in str(answer.url):
-            raise RuntimeError(f"person{person} could not log in")
+        client.cookies.set("sessionid", self.sessions[person])
+        page = client.get("/edits/new/")
+        if "/login/" in str(page.url):
+            raise RuntimeError(f"person{person}'s session does not work")
         client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
         return client

@@ -90,7 +90,11 @@ def measure() -> list[Row]:
                     direct, through_app = [], []
                     for _ in range(RUNS if count == 1 else max(1, RUNS // 2)):
                         direct.append(at_once(lambda _: direct_edit(simulator.url, image), count))
-                        through_app.append(at_once(lambda n: app_edit(browsers[n], image), count))
+                        through_app.append(
+                            at_once(
+                                lambda n, browsers=browsers: app_edit(browsers[n], image), count
+                            )
+                        )
                     baseline, measured = statistics.median(direct), statistics.median(through_app)
                     how = "callbacks" if callbacks else "no callbacks"
                     rows.append(

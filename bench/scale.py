@@ -103,7 +103,7 @@ def person_edits(base: str, username: str, count: int, image: bytes) -> list[flo
                       "csrfmiddlewaretoken": token},
                 files={"images": ("photo.png", image, "image/png")},
             )  # fmt: skip
-            status_url = re.search(r'hx-get="([^"]+/status/)"', created.text)[1]
+            status_url = re.search(r'hx-get="([^"]+/status/)', created.text)[1]
             while (status := browser.get(status_url)).status_code != 286:
                 time.sleep(2)  # as the page polls
             if "Edited image 1" not in status.text:

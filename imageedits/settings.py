@@ -97,6 +97,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # A connection per thread, kept: opening one (and its PRAGMAs) cost more than the status
+    # poll's two queries.
+    DATABASES["default"]["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 600)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Tests use a file, not memory, so the live server, the worker thread and the test share it;
     # one per process, so that two test runs never meet.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
@@ -140,12 +144,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+AUTHENTICATION_BACKENDS = ["imageedits.edits.accounts.CachedModelBackend"]
 # Abuse limits: per person, edits started per minute and under way at once; failed log-ins per
 # username and per address within 15 minutes. The log-in counters live in the cache, per process
 # by default; with several web processes, CACHE_URL puts them in a Redis they all share.
+# Sessions and their users are read from the "shared" cache, and from the database only when it
+# misses: a status poll costs one query. That cache must be one every web process shares, so
+# that a session ended or a user changed in one is gone for all: Redis with CACHE_URL, else
+# files in VAR_DIR.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_CACHE_ALIAS = "shared"
 if CACHE_URL := os.environ.get("CACHE_URL", ""):
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        alias: {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        for alias in ("default", "shared")
+    }
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "shared": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": VAR_DIR / "shared-cache",
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
+        },
     }
 EDITS_PER_MINUTE = envint("EDITS_PER_MINUTE", 10)
 EDITS_IN_FLIGHT = envint("EDITS_IN_FLIGHT", 5)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connections
 from PIL import Image
 
@@ -109,6 +109,7 @@ def pytest_runtest_setup(item):
 @pytest.fixture(autouse=True)
 def _app_settings(request, settings, simulator, tmp_path):
     cache.clear()  # log-in failure counters
+    caches["shared"].clear()  # sessions and users of earlier tests, whose rows are gone
     simulator.reset()
     settings.OPENAI_BASE_URL = f"{simulator.url}/openai"
     settings.OPENAI_API_KEY = SIMULATOR_TOKEN

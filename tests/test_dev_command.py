@@ -62,7 +62,7 @@ def edit_to_the_end(browser: httpx.Client, page: httpx.Response, simulator_port:
         data={"prompt": "grayscale", "model": "gpt-image-2", "csrfmiddlewaretoken": token,
               "image_urls": f"http://127.0.0.1:{simulator_port}/samples/square.png"},
     )  # fmt: skip
-    status_url = re.search(r'hx-get="([^"]+/status/)"', created.text)[1]
+    status_url = re.search(r'hx-get="([^"]+/status/)', created.text)[1]
     deadline = time.monotonic() + 30
     while (status := browser.get(status_url)).status_code != 286:
         assert time.monotonic() < deadline, "the edit did not finish"

@@ -66,6 +66,7 @@ def test_a_page_costs_the_same_queries_for_10_and_10000_edits(logged_in, alice):
 
     Edit.objects.bulk_create(Edit(owner=alice, prompt=f"edit {n}", model="gpt-image-2",
                                   status=Edit.Status.SUCCEEDED) for n in range(10))  # fmt: skip
+    queries_for_first_page()  # the first request puts the person in the cache
     few = queries_for_first_page()
     Edit.objects.bulk_create(Edit(owner=alice, prompt=f"edit {n}", model="gpt-image-2",
                                   status=Edit.Status.SUCCEEDED) for n in range(9990))  # fmt: skip
@@ -91,14 +92,19 @@ def test_htmx_asks_for_the_grid_only(logged_in, alice):
     assert "HX-Request" in response["Vary"]
 
 
-def test_a_running_card_polls_and_stops_when_done(logged_in, alice):
+def test_a_running_card_polls_and_stops_when_done(logged_in, alice, django_assert_num_queries):
     edit = edit_for(alice, "slow one", status=Edit.Status.RUNNING)
-    url = reverse("edit-card", args=[edit.pk])
+    url = reverse("edit-card", args=[edit.pk]) + "?seen=running"
     assert f'hx-get="{url}"' in logged_in.get(reverse("edit-list")).content.decode()
-    assert logged_in.get(url).status_code == 200
+    with django_assert_num_queries(1):  # whether the status is still the same
+        assert logged_in.get(url).status_code == 204  # nothing new: the card stays as it is
     Edit.objects.filter(pk=edit.pk).update(status=Edit.Status.SUCCEEDED)
     done = logged_in.get(url)
     assert done.status_code == 286 and "hx-get" not in done.content.decode()
+    # Someone else's edit, or a status that is not a running one, is never a 204.
+    assert (
+        logged_in.get(reverse("edit-card", args=[edit.pk]) + "?seen=succeeded").status_code == 286
+    )
 
 
 def test_deleting_asks_first_then_removes_the_edit_and_its_files(
@@ -124,6 +130,8 @@ def test_another_persons_gallery_urls_are_404(client, alice, bob, name):
     edit = edit_for(alice)
     client.force_login(bob)
     assert client.get(reverse(name, args=[edit.pk])).status_code == 404
+    # Guessing the status it shows tells nothing either.
+    assert client.get(reverse(name, args=[edit.pk]) + "?seen=queued").status_code == 404
     assert client.post(reverse(name, args=[edit.pk])).status_code in (404, 405)
     assert Edit.objects.filter(pk=edit.pk).exists()
 

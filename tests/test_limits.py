@@ -78,7 +78,8 @@ def test_failed_log_ins_are_throttled_per_address(client, alice, bob, settings):
 def test_with_cache_url_web_processes_share_the_failure_counts(client, alice, settings, tmp_path):
     redis_url = empty_test_redis()
     settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+        alias: {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+        for alias in ("default", "shared")
     }
     settings.LOGIN_FAILURES_PER_USER = 3
     for _ in range(3):

@@ -6,6 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from imageedits.edits import images, services
 from imageedits.edits.models import Edit
@@ -186,7 +187,7 @@ def test_the_status_fragment_polls_while_active_and_stops_with_286(client, alice
     url = reverse("edit-status", args=[edit.pk])
     active = client.get(url, headers={"HX-Request": "true"})
     assert active.status_code == 200
-    assert f'hx-get="{url}"' in active.content.decode()
+    assert f'hx-get="{url}?seen=' in active.content.decode()
     assert "<html" not in active.content.decode()
 
     run_edit(edit)
@@ -194,6 +195,37 @@ def test_the_status_fragment_polls_while_active_and_stops_with_286(client, alice
     assert finished.status_code == 286
     assert "hx-get" not in finished.content.decode()
     assert reverse("edit-image", args=[edit.pk, "result", 0]) in finished.content.decode()
+
+
+def polled_url(html: str) -> str:
+    return re.search(r'hx-get="([^"]+/status/[^"]*)"', html)[1].replace("&amp;", "&")
+
+
+def test_the_poll_hears_nothing_new_from_one_query_until_the_edit_moves(
+    client, alice, django_assert_num_queries
+):
+    client.force_login(alice)
+    edit = services.create_edit(
+        alice, services.NewEdit("blur", "gpt-image-2", "", [images.reencode(make_png())], [])
+    )
+    poll = polled_url(client.get(edit.get_absolute_url()).content.decode())
+    with django_assert_num_queries(1):  # the edit; the session and the person are cached
+        unchanged = client.get(poll, headers={"HX-Request": "true"})
+    assert unchanged.status_code == 204 and unchanged.content == b""
+
+    edit.mark_running()
+    assert client.get(poll, headers={"HX-Request": "true"}).status_code == 200
+    submission = edit.submissions.get()
+    submission.mark_running()
+    moved = client.get(poll, headers={"HX-Request": "true"})
+    assert moved.status_code == 200 and "Running since" in moved.content.decode()
+    assert polled_url(moved.content.decode()) != poll
+    poll = polled_url(moved.content.decode())
+    assert client.get(poll, headers={"HX-Request": "true"}).status_code == 204
+
+    submission.mark_retrying("server_error", "The image service failed.", timezone.now())
+    retrying = client.get(poll, headers={"HX-Request": "true"})
+    assert "retrying" in retrying.content.decode()
 
 
 def test_a_failed_edit_shows_its_message(client, alice, simulator):

@@ -6,4 +6,4 @@ class EditsConfig(AppConfig):
     verbose_name = "Edits"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import accounts, checks  # noqa: F401  (connect signals, register checks)

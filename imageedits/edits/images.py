@@ -86,8 +86,11 @@ def decode(data: bytes | io.IOBase, max_pixels: int = MAX_PIXELS) -> tuple[Image
         ) from error
     except Exception as error:  # Pillow raises many types for damaged or foreign data.
         raise InvalidImage("It is not a PNG, JPEG or WebP image that can be read.") from error
-    # Phone photos keep their orientation in EXIF, which re-encoding drops: apply it first.
-    return ImageOps.exif_transpose(image), image.format
+    # Phone photos keep their orientation in EXIF, which re-encoding drops: apply it first
+    # (in place: a copy of a 4K image costs as much time as decoding half of it).
+    image_format = image.format
+    ImageOps.exif_transpose(image, in_place=True)
+    return image, image_format
 
 
 def encode(image: Image.Image, image_format: str) -> EncodedImage:
@@ -150,8 +153,21 @@ def convert(image: EncodedImage, image_format: str) -> EncodedImage:
 
 def thumbnail(content: bytes) -> EncodedImage:
     image, _ = decode(content)
-    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    return thumbnail_of(image)
+
+
+def thumbnail_of(image: Image.Image) -> EncodedImage:
+    """A WebP preview no larger than THUMBNAIL_SIDE (and never enlarged); `image` is left as
+    it is."""
+    if max(image.size) > THUMBNAIL_SIDE:
+        image = ImageOps.contain(image, (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     return encode(image, "WEBP")
+
+
+def reencode_with_thumbnail(data: bytes) -> tuple[EncodedImage, EncodedImage]:
+    """A result written out again as it came, and its thumbnail, from a single decode."""
+    image, image_format = decode(data)
+    return encode(image, image_format), thumbnail_of(image)
 
 
 def has_alpha(image: Image.Image) -> bool:

@@ -194,8 +194,14 @@ def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
         results = []
         for offset, data in enumerate(answer.images[: submission.n]):
             try:
-                raw = images.reencode(upstream.result_bytes(data, downloads_end))
-                shown = keep.apply(raw) if keep else raw
+                raw, thumbnail = images.reencode_with_thumbnail(
+                    upstream.result_bytes(data, downloads_end)
+                )
+                if keep:  # the thumbnail shows what the page shows
+                    shown = keep.apply(raw)
+                    thumbnail = images.thumbnail(shown.content)
+                else:
+                    shown = raw
             except images.InvalidImage as error:
                 raise upstream.MalformedAnswer(
                     "The image service sent a result that is not a readable image.",
@@ -207,7 +213,7 @@ def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
             if keep:
                 raw_name = storage.save("results", raw)
                 stored.append(raw_name)
-            thumb = storage.save("thumbnails", images.thumbnail(shown.content))
+            thumb = storage.save("thumbnails", thumbnail)
             stored.append(thumb)
             results.append(
                 ResultImage(

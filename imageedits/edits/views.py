@@ -215,7 +215,11 @@ def team_image(request: HttpRequest, edit_id: int, kind: str, position: int) -> 
 @require_GET
 @never_cache
 def card(request: HttpRequest, edit_id: int) -> HttpResponse:
-    """One gallery card, polled while its edit is under way."""
+    """One gallery card, polled while its edit is under way: 204 (htmx leaves it alone) from
+    one query while its status is the one the card shows."""
+    seen = request.GET.get("seen")
+    if seen in Edit.ACTIVE and request.user.edits.filter(pk=edit_id, status=seen).exists():
+        return HttpResponse(status=204)
     edit = get_object_or_404(
         GalleryFilter().apply(Edit.objects.filter(owner=request.user)), pk=edit_id
     )
@@ -248,7 +252,13 @@ def detail(request: HttpRequest, edit_id: int) -> HttpResponse:
 @require_GET
 @never_cache
 def status(request: HttpRequest, edit_id: int) -> HttpResponse:
-    """The polled fragment; 286 tells htmx to stop polling once the edit has ended."""
+    """The polled fragment; 286 tells htmx to stop polling once the edit has ended.
+
+    The page polls every second with the progress it shows: while that still holds, the
+    answer is 204 (htmx leaves the page alone) from one query (the session and the person come
+    from the cache)."""
+    if Edit.unchanged(request.user.pk, edit_id, request.GET.get("seen", "")):
+        return HttpResponse(status=204)
     edit = _get_edit_for_user(request, edit_id)
     response = render(request, "edits/detail.html#status", _status_context(edit))
     if not edit.is_active:

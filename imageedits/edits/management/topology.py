@@ -21,11 +21,11 @@ RQ_POOL = [
 ]  # fmt: skip
 
 
-def worker_commands(count: int = 0) -> dict[str, list[str]]:
-    """`count` (by default WORKER_PROCESSES) workers for the configured tasks backend. RQ's pool runs them under one
-    parent, each also running RQ's scheduler (for the tasks deferred with `run_after`:
-    retries, late-callback checks); django-tasks-db's are separate processes."""
-    count = count or settings.WORKER_PROCESSES
+def worker_commands(count: int | None = None) -> dict[str, list[str]]:
+    """`count` (by default WORKER_PROCESSES) workers for the configured tasks backend. RQ's
+    pool runs them under one parent, each also running RQ's scheduler (for the tasks deferred
+    with `run_after`: retries, late-callback checks); django-tasks-db's are separate processes."""
+    count = settings.WORKER_PROCESSES if count is None else count
     if settings.TASKS["default"]["BACKEND"] == "django_tasks_rq.RQBackend":
         return {"workers": [sys.executable, "manage.py", *RQ_POOL, "--num-workers", str(count)]}
     db_worker = [sys.executable, "manage.py", "db_worker", "--interval", "0.5"]
