@@ -27,7 +27,7 @@ django.setup()
 
 from bench.common import QUICK, RUNS  # noqa: E402
 
-FIGURES = ["latency"]
+FIGURES = ["latency", "pages"]
 
 
 def main() -> None:
