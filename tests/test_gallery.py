@@ -115,7 +115,7 @@ def test_deleting_asks_first_then_removes_the_edit_and_its_files(
     upload = images.reencode(make_png())
     edit = services.create_edit(alice, services.NewEdit("blur", "gpt-image-2", "", [upload], []))
     run_edit(edit)
-    assert len(stored_files()) == 3
+    assert len(stored_files()) == 5  # input, result, thumbnail and the two previews
     url = reverse("edit-delete", args=[edit.pk])
 
     assert "Delete edit" in logged_in.get(url).content.decode()

@@ -209,6 +209,8 @@ def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
                 stored.append(raw_name)
             thumb = storage.save("thumbnails", images.thumbnail(shown.content))
             stored.append(thumb)
+            preview = storage.save("previews", images.preview(shown.content))
+            stored.append(preview)
             results.append(
                 ResultImage(
                     edit=edit,
@@ -217,6 +219,7 @@ def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
                     file=name,
                     raw_file=raw_name,
                     thumbnail=thumb,
+                    preview=preview,
                     width=shown.width,
                     height=shown.height,
                     revised_prompt=data.revised_prompt,
