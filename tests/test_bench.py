@@ -24,6 +24,7 @@ def test_the_benchmark_measures_every_figure_and_writes_its_table(tmp_path):
         "Time to result, 1 at once, no callbacks", "Time to result, 4 at once, callbacks",
         "Status poll, requests/s", "Status poll, database queries",
         "History page at 1,000 edits, time", "Handling a 3840x2160 result",
+        "Page weight, history of 6 edits", "JavaScript, history",
     ):  # fmt: skip
         assert any(figure.startswith(expected) for figure in figures), (expected, figures)
     for row in rows[1:]:

@@ -6,6 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from imageedits.edits import images
 from imageedits.edits.models import Edit
 
 from .conftest import log_in, make_png
@@ -49,7 +50,12 @@ def test_upload_a_png_submit_and_see_the_edited_image_without_a_reload(
         "The edit is done: 1 result."
     )
     assert page.evaluate("window.notReloaded") is True
-    assert result.evaluate("image => image.decode().then(() => image.naturalWidth)") == 1024
+    # The page shows a preview at about the size it is shown, linking to the full image.
+    natural_width = "image => image.decode().then(() => image.naturalWidth)"
+    assert result.evaluate(natural_width) == images.PREVIEW_SIDE
+    assert (
+        page.get_by_role("link", name="Edited image 1").get_attribute("href").endswith("/result/0/")
+    )
     # The share form came with the result: a link can be made without reloading.
     page.get_by_role("button", name="Create share link").click()
     expect(page.get_by_label(re.compile("New share link"))).to_have_value(re.compile(r"/s/"))

@@ -102,7 +102,7 @@ def test_bulk_delete_asks_first_then_deletes_with_files(
         logged_in.post(reverse("edit-bulk"), {"selected": selected, "action": "delete",
                                               "confirmed": "1"})  # fmt: skip
     assert list(Edit.objects.all()) == [kept]
-    assert len(stored_files()) == 3  # bob's input, result and thumbnail
+    assert len(stored_files()) == 5  # bob's input, result, thumbnail and two previews
 
 
 def test_nothing_ticked_says_so(logged_in):

@@ -72,8 +72,16 @@ def test_a_page_costs_the_same_queries_for_10_and_10000_edits(logged_in, alice):
                                   status=Edit.Status.SUCCEEDED) for n in range(9990))  # fmt: skip
     many = queries_for_first_page()
     assert few == many
-    last = logged_in.get(reverse("edit-list"), {"page": 417}).content.decode()
-    assert "Page 417 of 417" in last
+    last = logged_in.get(reverse("edit-list"), {"page": 209}).content.decode()
+    assert "Page 209 of 209" in last
+
+
+def test_a_page_holds_48_edits(logged_in, alice):
+    """What the page-weight target is set for (issue 14: 48 edits under 1.5 MB)."""
+    Edit.objects.bulk_create(Edit(owner=alice, prompt=f"edit {n}", model="gpt-image-2",
+                                  status=Edit.Status.SUCCEEDED) for n in range(49))  # fmt: skip
+    page = logged_in.get(reverse("edit-list")).content.decode()
+    assert page.count('class="gallery-card"') == 48 and "Page 1 of 2" in page
 
 
 def test_empty_states_say_what_to_do(logged_in, alice):
@@ -113,7 +121,7 @@ def test_deleting_asks_first_then_removes_the_edit_and_its_files(
     upload = images.reencode(make_png())
     edit = services.create_edit(alice, services.NewEdit("blur", "gpt-image-2", "", [upload], []))
     run_edit(edit)
-    assert len(stored_files()) == 3
+    assert len(stored_files()) == 5  # input, result, thumbnail and the two previews
     url = reverse("edit-delete", args=[edit.pk])
 
     assert "Delete edit" in logged_in.get(url).content.decode()

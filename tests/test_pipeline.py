@@ -70,7 +70,10 @@ def test_running_an_edit_stores_every_result_with_a_thumbnail(alice):
     assert r == g == b  # the simulator really made it gray
     with result.thumbnail.open("rb") as handle:
         thumb = Image.open(handle)
-        assert thumb.format == "WEBP" and max(thumb.size) <= images.THUMBNAIL_SIDE
+        assert thumb.format == "WEBP" and max(thumb.size) == images.THUMBNAIL_SIDE
+    with result.preview.open("rb") as handle:
+        preview = Image.open(handle)
+        assert preview.format == "WEBP" and max(preview.size) == images.PREVIEW_SIDE
 
 
 def test_a_url_input_edit_downloads_the_result_from_the_answers_url(alice, simulator):
@@ -198,7 +201,7 @@ def test_deleting_an_edit_deletes_its_files(
 ):
     edit = new_edit(alice)
     run_edit(edit)
-    assert len(stored_files()) == 3  # input, result, thumbnail
+    assert len(stored_files()) == 5  # input, result, thumbnail and the two previews
     with django_capture_on_commit_callbacks(execute=True):
         Edit.objects.get(pk=edit.pk).delete()
     assert stored_files() == []

@@ -105,8 +105,10 @@ def test_soak(alice, simulator, settings):
     # A worker killed between storing a file and committing its row leaves an orphan, which
     # the reaper's sweep deletes after an hour; here, with every process stopped, at once.
     swept = housekeeping.sweep_orphans(timedelta(0))
-    referenced = {name for name in InputImage.objects.values_list("file", flat=True) if name}
-    for row in ResultImage.objects.values_list("file", "raw_file", "thumbnail"):
+    referenced = set()
+    for row in InputImage.objects.values_list("file", "preview"):
+        referenced.update(name for name in row if name)
+    for row in ResultImage.objects.values_list("file", "raw_file", "thumbnail", "preview"):
         referenced.update(name for name in row if name)
     stored = {
         str(path.relative_to(settings.MEDIA_ROOT))

@@ -47,7 +47,7 @@ def test_an_edit_keeps_its_images_in_the_bucket_and_takes_them_along(
     edit = finished(alice)
     assert edit.status == Edit.Status.SUCCEEDED, edit.error_message
     kinds = sorted(key.split("/")[0] for key in bucket())
-    assert kinds == ["inputs", "results", "thumbnails"]
+    assert kinds == ["inputs", "previews", "previews", "results", "thumbnails"]
     assert not Path(settings.MEDIA_ROOT).exists()  # nothing on the local disk
     with django_capture_on_commit_callbacks(execute=True):
         edit.delete()

@@ -173,8 +173,10 @@ def test_the_form_needs_a_csrf_token(alice):
 def test_the_edit_page_shows_the_result(client, alice, alices_edit):
     client.force_login(alice)
     page = client.get(alices_edit.get_absolute_url()).content.decode()
+    # A WebP preview, linking to the stored result at full size.
+    preview_url = reverse("edit-image", args=[alices_edit.pk, "preview", 0])
     result_url = reverse("edit-image", args=[alices_edit.pk, "result", 0])
-    assert f'src="{result_url}"' in page
+    assert f'<a href="{result_url}">\n              <img src="{preview_url}"' in page
     assert "make it grayscale" in page
     assert 'hx-get="' not in page  # a finished edit does not poll
 
@@ -263,7 +265,9 @@ def test_result_files_are_served_to_the_owner_with_a_download_name(client, alice
         ("edit-status", []),
         ("edit-image", ["result", 0]),
         ("edit-image", ["thumbnail", 0]),
+        ("edit-image", ["preview", 0]),
         ("edit-image", ["input", 0]),
+        ("edit-image", ["input-preview", 0]),
     ],
 )
 def test_another_users_edit_is_404_everywhere(client, bob, alices_edit, name, args):

@@ -6,7 +6,7 @@ from .models import Collection, Edit, InputImage, ResultImage, ShareLink, Submis
 class InputImageInline(admin.TabularInline):
     model = InputImage
     extra = 0
-    fields = ["position", "file", "url", "width", "height"]
+    fields = ["position", "file", "preview", "url", "width", "height"]
     readonly_fields = fields
 
 
@@ -20,7 +20,16 @@ class SubmissionInline(admin.TabularInline):
 class ResultImageInline(admin.TabularInline):
     model = ResultImage
     extra = 0
-    fields = ["position", "file", "raw_file", "thumbnail", "width", "height", "revised_prompt"]
+    fields = [
+        "position",
+        "file",
+        "raw_file",
+        "thumbnail",
+        "preview",
+        "width",
+        "height",
+        "revised_prompt",
+    ]
     readonly_fields = fields
 
 

@@ -72,9 +72,11 @@ def sweep_orphans(older_than: timedelta) -> int:
     """Delete stored files no row refers to, once they are older than `older_than` (younger
     ones may belong to an edit whose transaction has not committed yet). They are left behind
     only when a process is killed between storing a file and committing its row."""
-    referenced = {name for name in InputImage.objects.values_list("file", flat=True) if name}
+    referenced = set()
+    for row in InputImage.objects.values_list("file", "preview"):
+        referenced.update(name for name in row if name)
     referenced.update(name for name in Edit.objects.values_list("mask", flat=True) if name)
-    for row in ResultImage.objects.values_list("file", "raw_file", "thumbnail"):
+    for row in ResultImage.objects.values_list("file", "raw_file", "thumbnail", "preview"):
         referenced.update(name for name in row if name)
     cutoff = timezone.now() - older_than
     deleted = 0

@@ -434,6 +434,8 @@ class InputImage(models.Model):
     edit = models.ForeignKey(Edit, on_delete=models.CASCADE, related_name="inputs")
     position = models.PositiveSmallIntegerField()
     file = models.FileField(blank=True)
+    # A smaller WebP copy for the edit's page; empty for inputs stored before there were any.
+    preview = models.FileField(blank=True)
     url = models.URLField(max_length=2000, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
@@ -462,6 +464,8 @@ class ResultImage(models.Model):
     file = models.FileField()
     raw_file = models.FileField(blank=True)
     thumbnail = models.FileField()
+    # A WebP copy for the edit's page; empty for results stored before there were any.
+    preview = models.FileField(blank=True)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     revised_prompt = models.TextField(blank=True)
@@ -482,7 +486,10 @@ class ResultImage(models.Model):
 @receiver(post_delete, sender=ResultImage)
 def delete_stored_files(sender, instance, **kwargs) -> None:
     """A deleted row takes its files along, once the deletion is committed."""
-    files = [getattr(instance, name, None) for name in ("file", "raw_file", "thumbnail", "mask")]
+    files = [
+        getattr(instance, name, None)
+        for name in ("file", "raw_file", "thumbnail", "preview", "mask")
+    ]
     names = [file.name for file in files if file]
 
     def delete() -> None:

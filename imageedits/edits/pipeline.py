@@ -194,12 +194,15 @@ def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
         results = []
         for offset, data in enumerate(answer.images[: submission.n]):
             try:
-                raw, thumbnail = images.reencode_with_thumbnail(
+                raw, thumbnail, preview = images.reencode_with_previews(
                     upstream.result_bytes(data, downloads_end)
                 )
-                if keep:  # the thumbnail shows what the page shows
+                if keep:  # the previews show what the page shows
                     shown = keep.apply(raw)
-                    thumbnail = images.thumbnail(shown.content)
+                    thumbnail, preview = (
+                        images.thumbnail(shown.content),
+                        images.preview(shown.content),
+                    )
                 else:
                     shown = raw
             except images.InvalidImage as error:
@@ -213,8 +216,10 @@ def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
             if keep:
                 raw_name = storage.save("results", raw)
                 stored.append(raw_name)
-            thumb = storage.save("thumbnails", thumbnail)
-            stored.append(thumb)
+            thumbnail_name = storage.save("thumbnails", thumbnail)
+            stored.append(thumbnail_name)
+            preview_name = storage.save("previews", preview)
+            stored.append(preview_name)
             results.append(
                 ResultImage(
                     edit=edit,
@@ -222,7 +227,8 @@ def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
                     position=submission.first_position + offset,
                     file=name,
                     raw_file=raw_name,
-                    thumbnail=thumb,
+                    thumbnail=thumbnail_name,
+                    preview=preview_name,
                     width=shown.width,
                     height=shown.height,
                     revised_prompt=data.revised_prompt,

@@ -83,9 +83,11 @@ def create_edit(owner, new: NewEdit) -> Edit:
             for position, upload in enumerate(new.uploads):
                 name = storage.save("inputs", upload)
                 stored.append(name)
+                preview = storage.save("previews", images.preview(upload.content))
+                stored.append(preview)
                 InputImage.objects.create(
-                    edit=edit, position=position, file=name, width=upload.width,
-                    height=upload.height,
+                    edit=edit, position=position, file=name, preview=preview,
+                    width=upload.width, height=upload.height,
                 )  # fmt: skip
             for position, url in enumerate(new.urls, start=len(new.uploads)):
                 InputImage.objects.create(edit=edit, position=position, url=url)

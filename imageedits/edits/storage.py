@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from .images import EncodedImage, content_type_for
 
-KINDS = ("inputs", "results", "thumbnails", "masks")
+KINDS = ("inputs", "results", "thumbnails", "previews", "masks")
 
 
 def new_name(kind: str, extension: str) -> str:

@@ -269,9 +269,10 @@ def status(request: HttpRequest, edit_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def image(request: HttpRequest, edit_id: int, kind: str, position: int) -> HttpResponse:
-    """A stored input, result or thumbnail, served to the edit's owner only."""
+    """A stored input, result, thumbnail or preview, served to the edit's owner only."""
     edit = _get_edit_for_user(request, edit_id)
-    stored = _stored_image(edit, kind, position, {"input", "mask", "result", "raw", "thumbnail"})
+    kinds = {"input", "input-preview", "mask", "result", "raw", "thumbnail", "preview"}
+    stored = _stored_image(edit, kind, position, kinds)
     download_name = ""
     if kind in ("result", "raw") and request.GET.get("download"):
         extension = stored.name.rsplit(".", 1)[-1]
@@ -289,14 +290,21 @@ def _stored_image(edit: Edit, kind: str, position: int, allowed: set[str]):
     """One stored image of `edit`, if `kind` is among those the caller may serve; else 404."""
     if kind not in allowed:
         raise Http404
-    if kind == "input":
-        return get_object_or_404(edit.inputs, position=position, url="").file
+    if kind in ("input", "input-preview"):
+        item = get_object_or_404(edit.inputs, position=position, url="")
+        # Images stored before previews existed are shown as they are.
+        return item.preview if kind == "input-preview" and item.preview else item.file
     if kind == "mask":
         if not edit.mask:
             raise Http404
         return edit.mask
     result = get_object_or_404(edit.results, position=position)
-    stored = {"result": result.file, "raw": result.raw_file, "thumbnail": result.thumbnail}[kind]
+    stored = {
+        "result": result.file,
+        "raw": result.raw_file,
+        "thumbnail": result.thumbnail,
+        "preview": result.preview or result.file,
+    }[kind]
     if not stored:
         raise Http404
     return stored

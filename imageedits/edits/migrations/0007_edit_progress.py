@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('edits', '0005_prompt_trigram_index'),
+        ('edits', '0006_previews'),
     ]
 
     operations = [
