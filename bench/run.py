@@ -27,7 +27,7 @@ django.setup()
 
 from bench.common import QUICK, RUNS  # noqa: E402
 
-FIGURES = ["latency"]
+FIGURES = ["latency", "uploads"]
 
 
 def main() -> None:
