@@ -30,7 +30,7 @@ from django.core.management import call_command  # noqa: E402
 from bench.common import QUICK, RUNS  # noqa: E402
 
 # results first: it forks, which wants no other threads alive.
-FIGURES = ["results", "latency", "polling", "history", "pages"]
+FIGURES = ["results", "latency", "polling", "history", "uploads", "pages"]
 
 
 def main() -> None:

@@ -1,14 +1,20 @@
 """The edit form, the edit page and its status fragment, the image files, and who may see what."""
 
+import io
+import os
 import re
+import tracemalloc
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
+from PIL import Image
 
 from imageedits.edits import images, services
+from imageedits.edits.forms import EditForm
 from imageedits.edits.models import Edit
 
 from .conftest import get_image, make_png, queued, run_edit
@@ -319,6 +325,32 @@ def test_too_many_files_are_refused_before_any_is_decoded(client, alice):
     response = post_edit(client, images=[png_upload(f"{n}.png") for n in range(17)])
     assert "At most 16 images can go into one edit; you gave 17" in response.content.decode()
     assert Edit.objects.count() == 0
+
+
+def noise_png(side: int) -> bytes:
+    """Random pixels: a PNG that weighs what its pixels do, before and after re-encoding."""
+    image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=0)
+    return buffer.getvalue()
+
+
+@pytest.mark.local_files  # moto's bucket would keep what is stored in this process's memory
+def test_an_edits_images_are_checked_and_stored_without_holding_them_all(alice):
+    """One edit may bring 16 images of many megabytes each. tracemalloc sees Python's memory
+    (bytes, not Pillow's pixels): what it sees must stay below two images' worth."""
+    uploads = [SimpleUploadedFile(f"{n}.png", noise_png(512), "image/png") for n in range(8)]
+    data = {"prompt": "make it grayscale", "model": "gpt-image-2", "size": "", "image_urls": ""}
+    tracemalloc.start()
+    try:
+        form = EditForm(data, MultiValueDict({"images": uploads}), owner=alice)
+        assert form.is_valid(), form.errors
+        edit = services.submit(alice, form.new_edit())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert edit.inputs.count() == 8
+    assert peak < 2 * uploads[0].size, f"peak {peak:,} bytes; one image is {uploads[0].size:,}"
 
 
 def test_the_edit_page_shows_what_the_upstream_reports_it_used(

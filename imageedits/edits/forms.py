@@ -474,12 +474,12 @@ class EditForm(forms.Form):
                 return
             if model.input_format:
                 image = uploads[index] = convert(image, model.input_format)
-            if len(image.content) > model.max_input_bytes:
+            if image.size > model.max_input_bytes:
                 self.add_error(
                     "images",
                     f"{model.name} takes images of at most "
                     f"{filesizeformat(model.max_input_bytes)}; “{name}” is "
-                    f"{filesizeformat(len(image.content))} as {image.format}.",
+                    f"{filesizeformat(image.size)} as {image.format}.",
                 )
                 return
 

@@ -122,7 +122,8 @@ def run_again(edit: Edit) -> Edit:
 
 
 def stored_image(stored) -> images.EncodedImage:
-    return images.stored(storage.read(stored))
+    with stored.open("rb") as handle:
+        return images.stored(handle)
 
 
 def enqueue_start(edit: Edit) -> None:

@@ -7,7 +7,7 @@ a model form, so no name a user sent ever reaches the storage.
 import uuid
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import File
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
@@ -23,7 +23,7 @@ def new_name(kind: str, extension: str) -> str:
 
 def save(kind: str, image: EncodedImage) -> str:
     """Store the image; returns its name."""
-    return default_storage.save(new_name(kind, image.extension), ContentFile(image.content))
+    return default_storage.save(new_name(kind, image.extension), File(image.file))
 
 
 def read(stored) -> bytes:
