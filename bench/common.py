@@ -53,6 +53,21 @@ def photo(width: int = 1024, height: int = 1024) -> bytes:
     return buffer.getvalue()
 
 
+def textured_photo(side: int = 1024, image_format: str = "PNG") -> bytes:
+    """A PNG that compresses like a photograph: noise at several scales in each channel.
+    (photo()'s smooth gradient would shrink to nothing and flatter the figures.)"""
+    bands = []
+    for band in range(3):
+        total = Image.new("L", (side, side), 128)
+        for scale, weight in ((8, 0.5), (32, 0.3), (128, 0.25), (side, 0.12)):
+            noise = Image.effect_noise((scale, scale), 60 + 20 * band)
+            total = Image.blend(total, noise.resize((side, side), Image.Resampling.BICUBIC), weight)
+        bands.append(total)
+    buffer = io.BytesIO()
+    Image.merge("RGB", bands).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

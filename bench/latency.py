@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from bench.common import QUICK, RUNS, App, Row, photo
+from bench.common import QUICK, RUNS, App, Row, textured_photo
 from imageedits.simulator import SimulatorServer
 
 LATENCY = 1.0 if QUICK else 10.0
@@ -32,7 +32,7 @@ def direct_edit(simulator_url: str, image: bytes) -> float:
             f"{simulator_url}/openai/images/edits",
             headers={"Authorization": f"Bearer {TOKEN}"},
             data={"model": "gpt-image-2", "prompt": "make it sepia", "size": "1024x1024"},
-            files={"image[]": ("photo.png", image, "image/png")},
+            files={"image[]": ("photo.jpg", image, "image/jpeg")},
         )
         answer.raise_for_status()
         item = answer.json()["data"][0]
@@ -49,14 +49,14 @@ def app_edit(browser: httpx.Client, image: bytes) -> float:
     page = browser.post(
         "/edits/new/",
         data={"prompt": "make it sepia", "model": "gpt-image-2", "size": "1024x1024"},
-        files={"images": ("photo.png", image, "image/png")},
+        files={"images": ("photo.jpg", image, "image/jpeg")},
     )
     page.raise_for_status()
     fragment = page.text
     while poll := re.search(
-        r'hx-get="([^"]+/status/[^"]*)" hx-trigger="every ([\d.]+)s"', fragment
+        r'hx-get="([^"]+/status/[^"]*)" hx-trigger="every ([\d.]+)(ms|s)"', fragment
     ):
-        time.sleep(float(poll[2]))
+        time.sleep(float(poll[2]) / (1000 if poll[3] == "ms" else 1))
         answer = browser.get(poll[1].replace("&amp;", "&"), headers={"HX-Request": "true"})
         answer.raise_for_status()
         if answer.status_code != 204:  # 204: nothing changed, htmx leaves the page alone
@@ -75,7 +75,7 @@ def at_once(edit, count: int) -> float:
 
 
 def measure() -> list[Row]:
-    image = photo()
+    image = textured_photo(image_format="JPEG")  # a photograph, as phones take them
     simulator = SimulatorServer(port=0, token=TOKEN, latency=LATENCY)
     simulator.start()
     many = max(CONCURRENCY)

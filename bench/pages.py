@@ -8,15 +8,13 @@ split into HTML, CSS, JS and images. The baseline is the same page with each ima
 served at full size (the stored result or input), fetched in the same run. 1 MB is 10^6 bytes.
 """
 
-import io
 import re
 import time
 
 import httpx
-from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from bench.common import PASSWORD, QUICK, App, Row
+from bench.common import PASSWORD, QUICK, App, Row, textured_photo
 from imageedits.simulator import SimulatorServer
 
 EDITS = 6 if QUICK else 48
@@ -33,21 +31,6 @@ KINDS = {
 }
 # What each image URL would be at full size (the names before and after previews existed).
 FULL_SIZE = {"thumbnail": "result", "preview": "result", "input-preview": "input"}
-
-
-def textured_photo(side: int = 1024) -> bytes:
-    """A PNG that compresses like a photograph: noise at several scales in each channel.
-    (common.photo's smooth gradient would shrink to nothing as WebP and flatter the figure.)"""
-    bands = []
-    for band in range(3):
-        total = Image.new("L", (side, side), 128)
-        for scale, weight in ((8, 0.5), (32, 0.3), (128, 0.25), (side, 0.12)):
-            noise = Image.effect_noise((scale, scale), 60 + 20 * band)
-            total = Image.blend(total, noise.resize((side, side), Image.Resampling.BICUBIC), weight)
-        bands.append(total)
-    buffer = io.BytesIO()
-    Image.merge("RGB", bands).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def fill_history(browser: httpx.Client, count: int) -> list[int]:

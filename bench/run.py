@@ -20,6 +20,9 @@ os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix="imageedits-bench-")
 os.environ.pop("DATABASE_URL", None)
 os.environ["TASKS_BACKEND"] = "django_tasks_db.DatabaseBackend"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageedits.settings")
+# The figures measured in this process run as production does (DEBUG off: no query log, no
+# template debug information), over plain HTTP on localhost.
+os.environ.update(DEBUG="0", SECRET_KEY="bench-" * 10, SECURE_SSL_REDIRECT="0", SECURE_COOKIES="0")
 
 import django  # noqa: E402
 
@@ -36,7 +39,9 @@ FIGURES = ["results", "latency", "polling", "history", "uploads", "pages"]
 def main() -> None:
     logging.getLogger("imageedits.simulator").setLevel(logging.WARNING)  # one line a request
     only = [name for name in os.environ.get("BENCH_ONLY", "").split(",") if name]
-    call_command("migrate", verbosity=0)  # this process's own database, for in-process figures
+    # This process's own database and static files, for the figures measured in it.
+    call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
     rows = []
     for name in only or FIGURES:
         started = time.monotonic()

@@ -254,7 +254,7 @@ def detail(request: HttpRequest, edit_id: int) -> HttpResponse:
 def status(request: HttpRequest, edit_id: int) -> HttpResponse:
     """The polled fragment; 286 tells htmx to stop polling once the edit has ended.
 
-    The page polls every second with the progress it shows: while that still holds, the
+    The page polls twice a second with the progress it shows: while that still holds, the
     answer is 204 (htmx leaves the page alone) from one query (the session and the person come
     from the cache)."""
     if Edit.unchanged(request.user.pk, edit_id, request.GET.get("seen", "")):
