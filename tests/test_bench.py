@@ -22,7 +22,7 @@ def test_the_benchmark_measures_every_figure_and_writes_its_table(tmp_path):
     figures = [row.split(" | ")[0].removeprefix("| ") for row in rows[1:]]
     for expected in (
         "Time to result, 1 at once, no callbacks", "Time to result, 4 at once, callbacks",
-        "Status poll, requests/s", "Status poll, database queries",
+        "Status poll, requests per CPU-second", "Status poll, database queries",
         "History page at 1,000 edits, time", "Handling a 3840x2160 result",
         "Page weight, history of 6 edits", "JavaScript, history",
     ):  # fmt: skip

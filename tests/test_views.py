@@ -217,7 +217,7 @@ def test_the_poll_hears_nothing_new_from_one_query_until_the_edit_moves(
         alice, services.NewEdit("blur", "gpt-image-2", "", [images.reencode(make_png())], [])
     )
     poll = polled_url(client.get(edit.get_absolute_url()).content.decode())
-    with django_assert_num_queries(1):  # the edit; the session and the person are cached
+    with django_assert_num_queries(1):  # the edit; not even the session is read
         unchanged = client.get(poll, headers={"HX-Request": "true"})
     assert unchanged.status_code == 204 and unchanged.content == b""
 
@@ -234,6 +234,33 @@ def test_the_poll_hears_nothing_new_from_one_query_until_the_edit_moves(
     submission.mark_retrying("server_error", "The image service failed.", timezone.now())
     retrying = client.get(poll, headers={"HX-Request": "true"})
     assert "retrying" in retrying.content.decode()
+
+
+def test_only_a_token_the_server_signed_for_that_edit_hears_nothing_new(client, alice, bob):
+    client.force_login(alice)
+    edit = services.create_edit(
+        alice, services.NewEdit("blur", "gpt-image-2", "", [images.reencode(make_png())], [])
+    )
+    poll = polled_url(client.get(edit.get_absolute_url()).content.decode())
+    token = poll.split("?seen=", 1)[1]
+    forged = token.replace("queued", "running")
+    other = reverse("edit-status", args=[edit.pk + 1])
+    for url in (
+        f"{poll}x",
+        poll.replace(token, forged),
+        f"{other}?seen={token}",
+        poll.split("?")[0],
+    ):
+        assert client.get(url, headers={"HX-Request": "true"}).status_code != 204, url
+
+    # Someone else gets the full way, and so a 404 for alice's edit whatever they send...
+    client.force_login(bob)
+    assert client.get(poll.replace(token, forged)).status_code == 404
+    # ...and once her edit moves, her own token no longer answers for it without her.
+    client.logout()
+    assert client.get(poll).status_code == 204  # still as the page shows it: 1 bit, no data
+    edit.mark_running()
+    assert client.get(poll).url.startswith(reverse("login"))
 
 
 def test_a_failed_edit_shows_its_message(client, alice, simulator):

@@ -248,17 +248,21 @@ def detail(request: HttpRequest, edit_id: int) -> HttpResponse:
     return render(request, "edits/detail.html", context)
 
 
-@login_required
 @require_GET
 @never_cache
 def status(request: HttpRequest, edit_id: int) -> HttpResponse:
     """The polled fragment; 286 tells htmx to stop polling once the edit has ended.
 
-    The page polls twice a second with the progress it shows: while that still holds, the
-    answer is 204 (htmx leaves the page alone) from one query (the session and the person come
-    from the cache)."""
-    if Edit.unchanged(request.user.pk, edit_id, request.GET.get("seen", "")):
+    The page polls twice a second, sending the signed token of the progress it shows. While
+    that still holds, the answer is 204 (htmx leaves the page alone) from one query, before
+    the session or the person is looked at: an edit page is open for every edit under way."""
+    if Edit.unchanged(edit_id, request.GET.get("seen", "")):
         return HttpResponse(status=204)
+    return _status_fragment(request, edit_id)
+
+
+@login_required
+def _status_fragment(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
     response = render(request, "edits/detail.html#status", _status_context(edit))
     if not edit.is_active:
