@@ -115,6 +115,9 @@ class App:
             "WEB_CONCURRENCY": str(web_processes), "WORKER_PROCESSES": str(workers),
             # The limits are per person; the figures measure the pipeline, not the limits.
             "EDITS_IN_FLIGHT": "100", "EDITS_PER_MINUTE": "1000",
+            # One web process throughout, not replaced after its 2,000th request (that replacing
+            # is gunicorn.conf.py's guard against slow leaks): its figures stay its own.
+            "GUNICORN_CMD_ARGS": "--max-requests 0",
             **(env or {}),
         }  # fmt: skip
         self.env.pop("DATABASE_URL", None)

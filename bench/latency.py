@@ -57,7 +57,10 @@ def app_edit(browser: httpx.Client, image: bytes) -> float:
         r'hx-get="([^"]+/status/[^"]*)" hx-trigger="every ([\d.]+)(ms|s)"', fragment
     ):
         time.sleep(float(poll[2]) / (1000 if poll[3] == "ms" else 1))
-        answer = browser.get(poll[1].replace("&amp;", "&"), headers={"HX-Request": "true"})
+        try:
+            answer = browser.get(poll[1].replace("&amp;", "&"), headers={"HX-Request": "true"})
+        except httpx.TransportError:
+            continue  # as htmx does: a poll that failed is sent again at the next tick
         answer.raise_for_status()
         if answer.status_code != 204:  # 204: nothing changed, htmx leaves the page alone
             fragment = answer.text

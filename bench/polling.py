@@ -98,12 +98,7 @@ def queries_per_poll() -> int:
 
 def measure() -> list[Row]:
     # Nothing listens on port 9: the edit's request waits its retries out, the edit stays running.
-    # The web process is not replaced after its 2,000th request (gunicorn.conf.py's
-    # max_requests), so that its CPU time can be read throughout.
-    no_recycling = {"GUNICORN_CMD_ARGS": "--max-requests 0"}
-    with App(
-        "http://127.0.0.1:9/openai", "sk-bench", callbacks=False, workers=0, env=no_recycling
-    ) as app:
+    with App("http://127.0.0.1:9/openai", "sk-bench", callbacks=False, workers=0) as app:
         browser = app.browser()
         poll = running_edit(browser)
         headers = {

@@ -168,6 +168,13 @@ else:
             "OPTIONS": {"MAX_ENTRIES": 10_000},
         },
     }
+# Rendered gallery cards, in each process's own memory: their keys hold whatever of a card can
+# change, so no copy is ever stale and none needs sharing; a restart (a deploy) empties it.
+CACHES["fragments"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "fragments",
+    "OPTIONS": {"MAX_ENTRIES": 10_000},
+}
 EDITS_PER_MINUTE = envint("EDITS_PER_MINUTE", 10)
 EDITS_IN_FLIGHT = envint("EDITS_IN_FLIGHT", 5)
 LOGIN_FAILURES_PER_USER = envint("LOGIN_FAILURES_PER_USER", 5)

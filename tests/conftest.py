@@ -110,6 +110,7 @@ def pytest_runtest_setup(item):
 def _app_settings(request, settings, simulator, tmp_path):
     cache.clear()  # log-in failure counters
     caches["shared"].clear()  # sessions and users of earlier tests, whose rows are gone
+    caches["fragments"].clear()  # cards of earlier tests' edits, whose ids come round again
     simulator.reset()
     settings.OPENAI_BASE_URL = f"{simulator.url}/openai"
     settings.OPENAI_API_KEY = SIMULATOR_TOKEN

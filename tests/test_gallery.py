@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from imageedits.edits import images, services
-from imageedits.edits.models import Edit
+from imageedits.edits.models import Edit, Team
 
 from .conftest import make_png, run_edit
 
@@ -98,6 +98,29 @@ def test_htmx_asks_for_the_grid_only(logged_in, alice):
     assert 'id="gallery-grid"' in response.content.decode()
     assert "<html" not in response.content.decode()
     assert "HX-Request" in response["Vary"]
+
+
+def test_a_card_kept_as_rendered_still_shows_every_change(logged_in, alice, bob):
+    edit = edit_for(alice, "slow one", status=Edit.Status.RUNNING)
+
+    def card() -> str:
+        page = logged_in.get(reverse("edit-list")).content.decode()
+        return page.split(f'id="card-{edit.pk}"', 1)[1].split("</li>", 1)[0]
+
+    assert "Running" in card() and 'aria-pressed="false"' in card()
+    Edit.objects.filter(pk=edit.pk).update(starred=True)
+    assert 'aria-pressed="true"' in card()
+    Edit.objects.filter(pk=edit.pk).update(status=Edit.Status.SUCCEEDED)
+    assert "Succeeded" in card() and "hx-get" not in card()
+
+    # The same edit in a teammate's Team tab is a card of its own: read-only, and by alice.
+    Edit.objects.filter(pk=edit.pk).update(shared_with_team=True)
+    team = Team.objects.create(name="studio")
+    team.members.add(alice, bob)
+    logged_in.force_login(bob)
+    shared = logged_in.get(reverse("edit-list"), {"tab": "team"}).content.decode()
+    assert reverse("team-edit", args=[edit.pk]) in shared and "by alice" in shared
+    assert 'name="selected"' not in shared
 
 
 def test_a_running_card_polls_and_stops_when_done(logged_in, alice, django_assert_num_queries):

@@ -80,7 +80,7 @@ def test_with_cache_url_web_processes_share_the_failure_counts(client, alice, se
     settings.CACHES = {
         alias: {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
         for alias in ("default", "shared")
-    }
+    } | {"fragments": settings.CACHES["fragments"]}
     settings.LOGIN_FAILURES_PER_USER = 3
     for _ in range(3):
         log_in(client, "alice", "wrong")

@@ -64,9 +64,15 @@ class GalleryFilter(forms.Form):
                 edits = edits.filter(starred=True)
             if data["collection"]:
                 edits = edits.filter(collections=data["collection"])
-        first_results = ResultImage.objects.filter(position=0)
-        return edits.order_by("-created_at", "-id").prefetch_related(
-            Prefetch("results", queryset=first_results, to_attr="first_results")
+        # A card shows only the first result's size, and none of the parameters (JSON, decoded
+        # row by row).
+        first_results = ResultImage.objects.filter(position=0).only(
+            "edit_id", "position", "width", "height"
+        )
+        return (
+            edits.order_by("-created_at", "-id")
+            .defer("params")
+            .prefetch_related(Prefetch("results", queryset=first_results, to_attr="first_results"))
         )
 
     @property
