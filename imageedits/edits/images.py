@@ -123,10 +123,12 @@ def encode(image: Image.Image, image_format: str, quality: int = 92) -> EncodedI
         image = image.convert("RGBA" if has_alpha else "RGB")
     file = tempfile.TemporaryFile()  # noqa: SIM115 - the EncodedImage's; closed with it
     options = {
-        # 3, not 6: half the time (re-encoding is on the way to every result), 7% larger.
-        "PNG": {"compress_level": 3},
+        # Re-encoding is on the way to every result, so speed over the last bytes: PNG level 1
+        # is 2 to 5 times as fast as the default 6 and about 12% larger; WebP method 2 twice
+        # as fast as 4 and a few percent larger.
+        "PNG": {"compress_level": 1},
         "JPEG": {"quality": quality, "optimize": True},
-        "WEBP": {"quality": quality, "method": 4},
+        "WEBP": {"quality": quality, "method": 2},
     }[image_format]
     image.save(file, format=image_format, **options)
     return EncodedImage(file, image_format, image.width, image.height, file.tell())

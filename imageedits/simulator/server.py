@@ -76,6 +76,12 @@ class StoredFile:
     expires_at: float
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    # Room for many clients connecting at once (32 edits sent together by the benchmarks),
+    # where the default backlog of 5 drops connections.
+    request_queue_size = 128
+
+
 class SimulatorServer:
     """An offline images edits upstream that answers over a real socket.
 
@@ -107,7 +113,7 @@ class SimulatorServer:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._random = random.Random()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # --- The public interface -------------------------------------------------------------------
@@ -121,7 +127,7 @@ class SimulatorServer:
     def start(self) -> None:
         """Listen, then serve from a daemon thread; returns once connections are accepted."""
         self._stopping.clear()
-        self._httpd = ThreadingHTTPServer((self.host, self.port), _Handler)
+        self._httpd = _HTTPServer((self.host, self.port), _Handler)
         self._httpd.sim = self  # type: ignore[attr-defined]
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
