@@ -91,7 +91,7 @@ def measure() -> list[Row]:
         for callbacks, counts, workers in setups:
             with App(
                 f"{simulator.url}/openai", TOKEN, callbacks=callbacks, people=many,
-                workers=workers,
+                workers=workers, web_processes=2,  # as make serve runs it
             ) as app:  # fmt: skip
                 browsers = [app.browser(n) for n in range(max(counts))]
                 app_edit(browsers[0], image)  # warm up the web and worker processes
