@@ -84,7 +84,7 @@ def measure() -> list[Row]:
     def pillow_alone() -> None:
         with Image.open(io.BytesIO(result)) as image:
             image.load()
-            image.save(io.BytesIO(), format="PNG", compress_level=6)
+            image.save(io.BytesIO(), format="PNG", **images.PNG_OPTIONS)  # as the app writes it
 
     def finish() -> float:
         submission = running_request()
@@ -106,7 +106,7 @@ def measure() -> list[Row]:
         Row(
             "Handling a 3840x2160 result (decode, store, thumbnail), time",
             f"{handled * 1000:.0f} ms",
-            f"{baseline * 1000:.0f} ms Pillow alone: decode + encode",
+            f"{baseline * 1000:.0f} ms Pillow alone: decode + encode as stored",
             handled / baseline,
             f"≤ {TARGET:.2f}x",
             handled / baseline <= TARGET,

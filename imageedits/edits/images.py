@@ -38,6 +38,11 @@ PREVIEW_SIDE = 800
 SHOWN_QUALITY = 80
 
 
+# Re-encoding is on the way to every result, so speed over the last bytes: level 1 is 2 to 5
+# times as fast as the default 6, and about 12% larger.
+PNG_OPTIONS = {"compress_level": 1}
+
+
 def content_type_for(name: str) -> str:
     extension = name.rsplit(".", 1)[-1].lower()
     for image_format, known in EXTENSIONS.items():
@@ -123,11 +128,9 @@ def encode(image: Image.Image, image_format: str, quality: int = 92) -> EncodedI
         image = image.convert("RGBA" if has_alpha else "RGB")
     file = tempfile.TemporaryFile()  # noqa: SIM115 - the EncodedImage's; closed with it
     options = {
-        # Re-encoding is on the way to every result, so speed over the last bytes: PNG level 1
-        # is 2 to 5 times as fast as the default 6 and about 12% larger; WebP method 2 twice
-        # as fast as 4 and a few percent larger.
-        "PNG": {"compress_level": 1},
+        "PNG": PNG_OPTIONS,
         "JPEG": {"quality": quality, "optimize": True},
+        # Twice as fast as the default method 4, a few percent larger.
         "WEBP": {"quality": quality, "method": 2},
     }[image_format]
     image.save(file, format=image_format, **options)
