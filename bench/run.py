@@ -30,7 +30,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
-from bench.common import QUICK, RUNS  # noqa: E402
+from bench.common import QUICK, RUNS, Row  # noqa: E402
 
 # results first: it forks, which wants no other threads alive.
 FIGURES = ["results", "latency", "polling", "history", "uploads", "pages"]
@@ -56,9 +56,28 @@ def main() -> None:
         print(f"  ({time.monotonic() - started:.0f} s)", flush=True)
     output = Path(os.environ.get("BENCH_OUTPUT", ROOT / "docs" / "benchmarks.md"))
     output.parent.mkdir(parents=True, exist_ok=True)
+    if only and output.exists():  # measured again: these rows replace their own, the rest stay
+        rows = merged(output.read_text(), rows)
     output.write_text(report(rows))
     met = sum(row.met for row in rows)
     print(f"{met} of {len(rows)} targets met; written to {output}")
+
+
+def merged(table: str, rows: list[Row]) -> list[Row]:
+    """The rows of an earlier report, with those measured again in their place."""
+    again = {row.figure: row for row in rows}
+    earlier = []
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        if len(cells) != 6 or cells[0] == "Figure" or cells[0].startswith("---"):
+            continue
+        figure, measured, baseline, ratio, target, verdict = cells
+        ratio_value = float(ratio.removesuffix("x")) if ratio.endswith("x") else None
+        earlier.append(Row(figure, measured, baseline, ratio_value, target, verdict == "met"))
+    names = {row.figure for row in earlier}
+    return [again.pop(row.figure, row) for row in earlier] + [
+        row for row in rows if row.figure not in names
+    ]
 
 
 def report(rows) -> str:

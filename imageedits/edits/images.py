@@ -206,7 +206,11 @@ def _fit(image: Image.Image, side: int) -> Image.Image:
     """`image` made to fit within `side` (a resized copy), or itself if it already does."""
     if max(image.size) <= side:
         return image
-    return ImageOps.contain(image, (side, side))
+    scale = side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    # As Image.thumbnail does: first shrink by a whole factor (cheap), then resample the rest;
+    # half the time of resampling a 4K image in one go, and it looks the same.
+    return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
 
 
 def has_alpha(image: Image.Image) -> bool:
