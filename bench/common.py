@@ -74,6 +74,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def manage(env: dict, *arguments: str) -> str:
+    """`manage.py` run with `env`: what it printed, or the bench stopped with its errors."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *arguments],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode:
+        raise SystemExit(f"manage.py {' '.join(arguments)} failed:\n{done.stderr}")
+    return done.stdout
+
+
 def wait_for(url: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while True:
@@ -125,13 +136,7 @@ class App:
         self.processes: list[subprocess.Popen] = []
 
     def manage(self, *arguments: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *arguments],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if done.returncode:
-            raise SystemExit(f"manage.py {' '.join(arguments)} failed:\n{done.stderr}")
-        return done.stdout
+        return manage(self.env, *arguments)
 
     def shell(self, code: str) -> str:
         return self.manage("shell", "--no-imports", "-v", "0", "-c", code)

@@ -61,6 +61,11 @@ def requests_per_cpu_second(base: str, pid: int, path: str, headers: dict) -> fl
     return sum(counts) / (cpu_seconds(pid) - started)
 
 
+def polled_url(html: str) -> str:
+    """The status URL an edit page polls, as htmx would ask for it."""
+    return re.search(r'hx-get="([^"]+/status/[^"]*)"', html)[1].replace("&amp;", "&")
+
+
 def running_edit(browser) -> str:
     """Submit an edit that stays running (the upstream is a closed port), and return the URL
     its page polls."""
@@ -70,7 +75,7 @@ def running_edit(browser) -> str:
         files={"images": ("photo.png", photo(256, 256), "image/png")},
     )
     page.raise_for_status()
-    return re.search(r'hx-get="([^"]+/status/[^"]*)"', page.text)[1].replace("&amp;", "&")
+    return polled_url(page.text)
 
 
 def queries_per_poll() -> int:
@@ -88,7 +93,7 @@ def queries_per_poll() -> int:
     if page.status_code != 200:
         raise RuntimeError(f"the edit page answered {page.status_code}")
     page = page.content.decode()
-    poll = re.search(r'hx-get="([^"]+/status/[^"]*)"', page)[1].replace("&amp;", "&")
+    poll = polled_url(page)
     with CaptureQueriesContext(connection) as queries:
         answer = client.get(poll, headers={"HX-Request": "true"})
     if answer.status_code != 204:

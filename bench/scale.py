@@ -12,7 +12,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port, manage, wait_for  # noqa: E402
 from imageedits.edits.management.topology import RQ_POOL  # noqa: E402
 from imageedits.simulator import SimulatorServer  # noqa: E402
 
@@ -51,39 +51,11 @@ def photo() -> bytes:
     return buffer.getvalue()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def fresh_database() -> str:
     with psycopg.connect(POSTGRES.replace("postgres://", "postgresql://"), autocommit=True) as db:
         db.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
         db.execute(f"CREATE DATABASE {DATABASE}")
     return POSTGRES.rsplit("/", 1)[0] + f"/{DATABASE}"
-
-
-def manage(env: dict, *arguments: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode:
-        raise SystemExit(f"manage.py {' '.join(arguments)} failed:\n{done.stderr}")
-    return done.stdout
-
-
-def wait_for(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def person_edits(base: str, username: str, count: int, image: bytes) -> list[float]:
@@ -203,9 +175,11 @@ def report(env, s3, simulator, timings: list[float], elapsed: float) -> None:
         "Edit.objects.count(), Submission.objects.count(), "
         "Submission.objects.exclude(task_id='').values('task_id').annotate(n=Count('id'))"
         ".filter(n__gt=1).count()); "
-        "names = {n for n in InputImage.objects.values_list('file', flat=True) if n}; "
+        "names = set(); "
         "[names.update(x for x in row if x) for row in "
-        "ResultImage.objects.values_list('file', 'raw_file', 'thumbnail')]; "
+        "InputImage.objects.values_list('file', 'preview')]; "
+        "[names.update(x for x in row if x) for row in "
+        "ResultImage.objects.values_list('file', 'raw_file', 'thumbnail', 'preview')]; "
         "print(*sorted(names))"
     )
     output = manage(env, "shell", "--no-imports", "-v", "0", "-c", check)
