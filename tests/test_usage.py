@@ -173,6 +173,8 @@ def test_the_usage_page_shows_totals_charts_and_tables(client, alice):
     assert "<title>nano-banana-pro: 0.70 credits, 1 edit</title>" in page
     assert '<th scope="row">3 Nov</th><td>1</td><td>0.70</td>' in page
     assert 'href="/usage.csv?month=2026-11"' in page
+    charts = page[page.index("<svg") : page.rindex("</svg>")]
+    assert '=""' not in charts  # every bar and label has its place
 
 
 def test_a_month_without_edits_says_so(logged_in):

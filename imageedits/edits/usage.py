@@ -105,7 +105,7 @@ def spent(edits: models.QuerySet) -> Decimal:
 CHART_HEIGHT = 120  # SVG units for the tallest bar
 DAY_WIDTH = 20
 MODEL_ROW = 28
-MODEL_CHART_WIDTH = 400
+MODEL_CHART_WIDTH = 380
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,15 @@ class Bar:
     y: float
     width: float
     height: float
+
+    @property
+    def baseline(self) -> float:
+        """Where a label beside the bar sits (a line of 14 units, centred on the bar)."""
+        return self.y + self.height / 2 + 5
+
+    @property
+    def end(self) -> int:
+        return round(self.x + self.width)
 
     @property
     def title(self) -> str:
