@@ -4,7 +4,7 @@ monthly budgets that refuse an edit past them."""
 import csv
 import importlib
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -283,7 +283,7 @@ def test_edits_under_way_hold_their_requested_credits(alice):
 
 def test_last_months_spend_does_not_count(alice):
     PersonBudget.objects.create(person=alice, monthly_budget=Decimal("0.35"))
-    row(alice, when=timezone.now().replace(day=1) - timezone.timedelta(days=2))
+    row(alice, when=timezone.now().replace(day=1) - timedelta(days=2))
     assert create(alice).credits == Decimal("0.35")
 
 
@@ -337,3 +337,13 @@ def test_the_usage_page_shows_the_budgets_left(logged_in, alice, design):
     assert "Your monthly budget: 1.65 of 2.00 credits left this month." in page
     team_page = logged_in.get(reverse("usage-team", args=[design.pk])).content.decode()
     assert "Team Design&#x27;s monthly budget: 0.15 of 0.50 credits left this month." in team_page
+
+
+def test_an_admin_sets_person_and_team_budgets(admin_client, alice, design):
+    response = admin_client.post(
+        reverse("admin:edits_personbudget_add"), {"person": alice.pk, "monthly_budget": "5.00"}
+    )
+    assert response.status_code == 302
+    assert alice.budget.monthly_budget == Decimal("5.00")
+    page = admin_client.get(reverse("admin:edits_team_change", args=[design.pk]))
+    assert 'name="monthly_budget"' in page.content.decode()
