@@ -187,6 +187,7 @@ def test_a_month_that_is_not_one_is_refused_with_how_to_write_it(logged_in):
     assert response.status_code == 400
     assert "Choose a month as YYYY-MM, for example 2026-12." in response.content.decode()
     assert logged_in.get(reverse("usage-csv"), {"month": "soon"}).status_code == 400
+    assert logged_in.get(reverse("usage"), {"month": "9999-12"}).status_code == 400
 
 
 def test_the_csv_has_a_row_per_edit_of_the_person_in_the_month(client, alice, bob):

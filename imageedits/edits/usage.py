@@ -9,7 +9,7 @@ spend, on every edit of theirs, shared with the team or not.
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import models
@@ -39,9 +39,9 @@ class Month:
 
     @classmethod
     def parse(cls, text: str) -> "Month | None":
-        """The month of "2026-12"; None for anything else."""
+        """The month of "2026-12"; None for anything else (or outside 1900-2999)."""
         match = _MONTH_PATTERN.match(text)
-        if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) < 1:
+        if not match or not 1 <= int(match[2]) <= 12 or not 1900 <= int(match[1]) <= 2999:
             return None
         return cls(int(match[1]), int(match[2]))
 
@@ -64,9 +64,7 @@ class Month:
 
     @property
     def end(self) -> datetime:
-        return timezone.make_aware(
-            datetime.combine(self.days[-1] + timedelta(days=1), datetime.min.time())
-        )
+        return self.next.start
 
     @property
     def previous(self) -> "Month":
