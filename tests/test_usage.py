@@ -210,6 +210,14 @@ def test_the_csv_has_a_row_per_edit_of_the_person_in_the_month(client, alice, bo
     ]
 
 
+def test_a_username_in_the_csv_is_never_a_spreadsheet_formula(client, django_user_model):
+    mallory = django_user_model.objects.create_user("-2+3", "m@example.com", "pw")
+    row(mallory)
+    client.force_login(mallory)
+    lines = list(csv.reader(io.StringIO(client.get(reverse("usage-csv")).content.decode())))
+    assert lines[1][1] == "'-2+3"
+
+
 def test_the_csv_counts_the_results_that_came_back(client, alice):
     edit = create(alice, candidates=2)
     run_edit(edit)

@@ -187,7 +187,7 @@ def report(edits: models.QuerySet, month: Month) -> Report:
                 y=CHART_HEIGHT - height,
                 width=DAY_WIDTH - 4,
                 height=height,
-            )  # fmt: skip
+            )
         )
     widest = max([row["spent"] for row in per_model] + [ZERO])
     by_model = [
@@ -199,7 +199,7 @@ def report(edits: models.QuerySet, month: Month) -> Report:
             y=index * MODEL_ROW + 4,
             width=float(row["spent"] / widest) * MODEL_CHART_WIDTH if widest else 0,
             height=MODEL_ROW - 8,
-        )  # fmt: skip
+        )
         for index, row in enumerate(per_model)
     ]
     return Report(
@@ -233,10 +233,15 @@ def csv_rows(edits: models.QuerySet):
             "result_count",
             "credits",
             "billed_credits",
-        )  # fmt: skip
+        )
     )
-    for created_at, *rest in rows.iterator():
-        yield [timezone.localtime(created_at).date().isoformat(), *rest]
+    for created_at, person, *rest in rows.iterator():
+        yield [timezone.localtime(created_at).date().isoformat(), _cell(person), *rest]
+
+
+def _cell(text: str) -> str:
+    """Text a spreadsheet would not run as a formula (usernames may start with + - or @)."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
 
 
 # --- Budgets ---------------------------------------------------------------------------------
@@ -287,6 +292,7 @@ def hold_budgets(person, cost: Decimal | None) -> None:
     """Inside the transaction that creates the edit (the person's row already locked by
     throttle.hold_edit_limits): lock the person's teams too, so that teammates submitting at
     once are counted one after another, then refuse with BudgetExceeded past a budget."""
-    list(Team.objects.select_for_update(of=("self",)).filter(members=person).values_list("pk"))
+    teams = Team.objects.filter(pk__in=person.teams.values("pk"))
+    list(teams.select_for_update().values_list("pk"))
     if problem := budget_problem(person, cost):
         raise BudgetExceeded(problem)
