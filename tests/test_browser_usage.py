@@ -96,3 +96,15 @@ def test_the_form_shows_the_budget_left_and_refuses_an_edit_past_it(page, alice,
     )
     assert Edit.objects.count() == 0
     assert not [r for r in simulator.received if r["path"].endswith("/images/edits")]
+
+
+def test_the_usage_page_fits_a_phone_screen(browser, live_server, alice):
+    Edit.objects.create(owner=alice, prompt="p", model="nano-banana-pro", credits=Decimal("0.35"),
+                        billed_credits=Decimal("0.35"), status=Edit.Status.SUCCEEDED)  # fmt: skip
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
+    phone = context.new_page()
+    log_in(phone)
+    phone.goto("/usage/")
+    expect(phone.get_by_role("img", name="Credits by model")).to_be_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    context.close()
