@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -356,3 +357,47 @@ def test_an_admin_sets_person_and_team_budgets(admin_client, alice, design):
     assert alice.budget.monthly_budget == Decimal("5.00")
     page = admin_client.get(reverse("admin:edits_team_change", args=[design.pk]))
     assert 'name="monthly_budget"' in page.content.decode()
+
+
+def test_teammates_submitting_at_once_cannot_overdraw_the_team_budget(
+    live_server, alice, bob, design, settings
+):
+    """The team's row is held while the edit is counted and created: concurrent submissions
+    of its members are counted one after another."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    settings.EDITS_PER_MINUTE = 100
+    design.monthly_budget = Decimal("1.05")  # three edits of nano-banana-pro
+    design.save()
+    sessions = []
+    for person in (alice, bob):
+        client = Client()
+        client.force_login(person)
+        cookies = {name: morsel.value for name, morsel in client.cookies.items()}
+        with httpx.Client(base_url=live_server.url, cookies=cookies) as http:
+            http.get("/edits/new/")
+            cookies["csrftoken"] = http.cookies["csrftoken"]
+        sessions.append(cookies)
+    start = threading.Barrier(6)
+    image = make_png()
+
+    def submit(index: int) -> str:
+        cookies = sessions[index % 2]
+        with httpx.Client(base_url=live_server.url, cookies=cookies, timeout=60) as http:
+            data = {"prompt": "blur", "model": "nano-banana-pro",
+                    "csrfmiddlewaretoken": cookies["csrftoken"]}  # fmt: skip
+            start.wait()
+            response = http.post("/edits/new/", data=data, files={"images": ("a.png", image)})
+            if response.status_code == 302 and "/edits/" in response.headers["location"]:
+                return "made"
+            if "team Design&#x27;s monthly budget has 0.00 left" in response.text:
+                return "refused"
+            return f"{response.status_code} {response.text[:200]}"
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = sorted(pool.map(submit, range(6)))
+    assert outcomes == ["made"] * 3 + ["refused"] * 3
+    assert usage.spent(usage.team_edits(design, usage.Month.current())) == Decimal("1.05")

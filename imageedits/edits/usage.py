@@ -293,6 +293,6 @@ def hold_budgets(person, cost: Decimal | None) -> None:
     throttle.hold_edit_limits): lock the person's teams too, so that teammates submitting at
     once are counted one after another, then refuse with BudgetExceeded past a budget."""
     teams = Team.objects.filter(pk__in=person.teams.values("pk"))
-    list(teams.select_for_update().values_list("pk"))
+    list(teams.select_for_update().order_by("pk").values_list("pk"))  # one order: no deadlock
     if problem := budget_problem(person, cost):
         raise BudgetExceeded(problem)
