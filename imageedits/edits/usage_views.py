@@ -67,7 +67,6 @@ def person(request: HttpRequest) -> HttpResponse:
 @require_GET
 def team(request: HttpRequest, team_id: int) -> HttpResponse:
     team = _get_team_for_member(request, team_id)
-
     edits_for = partial(usage.team_edits, team)
     csv_url = reverse("usage-team-csv", args=[team.pk])
     budgets = [budget for budget in [usage.team_budget_left(team)] if budget]
@@ -84,5 +83,4 @@ def person_csv(request: HttpRequest) -> HttpResponse:
 @require_GET
 def team_csv(request: HttpRequest, team_id: int) -> HttpResponse:
     team = _get_team_for_member(request, team_id)
-
     return _csv(request, partial(usage.team_edits, team), f"usage-team-{team.pk}")
