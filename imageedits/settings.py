@@ -265,8 +265,7 @@ LEASE_MARGIN = envint("LEASE_MARGIN", 60)
 # second number.
 CALLBACK_CHECK_AFTER = envint("CALLBACK_CHECK_AFTER", 180)
 CALLBACK_GIVE_UP_AFTER = envint("CALLBACK_GIVE_UP_AFTER", 1800)
-# Credits per result for models whose price the reference does not give (or to override it),
-# e.g. "gpt-image-2=0.5,dall-e-2=0.02".
+# Credits per result, overriding the catalog's default prices, e.g. "gpt-image-2=0.5,dall-e-2=0.02".
 MODEL_CREDITS = {
     name.strip(): float(price)
     for name, _, price in (item.partition("=") for item in envlist("MODEL_CREDITS", ""))

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from imageedits.edits import health, metrics, views
+from imageedits.edits import health, metrics, usage_views, views
 from imageedits.edits.throttle import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 
 # The admin's log-in counts failures with the app's: one throttle for every log-in.
@@ -49,6 +49,10 @@ urlpatterns = [
         views.callback,
         name="edit-callback",
     ),
+    path("usage/", usage_views.person, name="usage"),
+    path("usage.csv", usage_views.person_csv, name="usage-csv"),
+    path("usage/team/<int:team_id>/", usage_views.team, name="usage-team"),
+    path("usage/team/<int:team_id>.csv", usage_views.team_csv, name="usage-team-csv"),
     path(
         "login/",
         auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm),

@@ -138,7 +138,7 @@ def test_the_cost_follows_model_and_results_and_is_recorded(page, alice, setting
     log_in(page)
     mark_page(page)
     cost = page.get_by_text(re.compile(r"^Cost:"))
-    expect(cost).to_have_text("Cost: 1 result; no price is configured for gpt-image-2.")
+    expect(cost).to_have_text("Cost: 1 × 0.05 = 0.05 credits")  # the default price
 
     page.get_by_label("Model").select_option("nano-banana-pro")
     expect(cost).to_have_text("Cost: 1 × 0.35 = 0.35 credits")

@@ -80,3 +80,12 @@ def test_every_recommended_size_passes_the_rule():
 def test_nano_banana_prices_are_the_references():
     prices = {name: catalog.MODELS[name].credits for name in catalog.MODELS if "nano" in name}
     assert prices == {"nano-banana": 0.14, "nano-banana-2": 0.28, "nano-banana-pro": 0.35}
+
+
+def test_every_model_has_a_default_price():
+    prices = {name: model.credits for name, model in catalog.MODELS.items()}
+    assert None not in prices.values()
+    assert prices["gpt-image-2"] == 0.05
+    assert prices["gpt-image-1.5"] == 0.03
+    assert prices["gpt-image-1"] == 0.04
+    assert prices["dall-e-2"] == 0.02

@@ -219,9 +219,9 @@ def test_the_cost_is_recorded_on_the_edit(logged_in):
     assert Edit.objects.get().credits == Decimal("1.05")
 
 
-def test_a_model_without_a_known_price_records_none_unless_configured(logged_in, settings):
+def test_the_recommended_model_has_a_default_price_that_settings_override(logged_in, settings):
     post(logged_in, candidates="2")
-    assert Edit.objects.get().credits is None
+    assert Edit.objects.get().credits == Decimal("0.10")
     settings.MODEL_CREDITS = {"gpt-image-2": 0.5}
     post(logged_in, candidates="2")
     assert Edit.objects.order_by("-id").first().credits == Decimal("1.00")

@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from .models import Collection, Edit, InputImage, ResultImage, ShareLink, Submission, Team
+from .models import (
+    Collection,
+    Edit,
+    InputImage,
+    PersonBudget,
+    ResultImage,
+    ShareLink,
+    Submission,
+    Team,
+)
 
 
 class InputImageInline(admin.TabularInline):
@@ -40,8 +49,8 @@ class EditAdmin(admin.ModelAdmin):
     search_fields = ["prompt", "owner__username", "submissions__task_id", "submissions__trace_id"]
     list_select_related = ["owner"]
     readonly_fields = [
-        "status", "error_code", "error_message", "credits", "created_at", "started_at",
-        "finished_at", "parent",
+        "status", "error_code", "error_message", "credits", "billed_credits", "created_at",
+        "started_at", "finished_at", "parent",
     ]  # fmt: skip
     exclude = ["collections"]
     inlines = [InputImageInline, SubmissionInline, ResultImageInline]
@@ -49,9 +58,17 @@ class EditAdmin(admin.ModelAdmin):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name"]
+    list_display = ["name", "monthly_budget"]
     search_fields = ["name", "members__username"]
     filter_horizontal = ["members"]
+
+
+@admin.register(PersonBudget)
+class PersonBudgetAdmin(admin.ModelAdmin):
+    list_display = ["person", "monthly_budget"]
+    search_fields = ["person__username"]
+    autocomplete_fields = ["person"]
+    list_select_related = ["person"]
 
 
 @admin.register(Collection)

@@ -101,6 +101,18 @@ class ImageModel:
 
 
 _BOTH = frozenset({ACE, OPENAI})
+
+# Default credits per result for the OpenAI models. The reference prices only the nano-banana
+# models (in credits a request); for these it says only that each result is charged as one
+# image, whatever its size. So the defaults are OpenAI's published US-dollar prices per image
+# at medium quality, 1024x1024 (openai.com/api/pricing), taken one credit to the dollar and
+# rounded to the cent: gpt-image-1 $0.042, gpt-image-1.5 $0.034, dall-e-2 $0.020 (1024x1024;
+# 256x256 and 512x512 are $0.016 and $0.018). gpt-image-2 is priced by tokens; about $0.05 an
+# image at medium quality is our estimate. MODEL_CREDITS (settings) overrides any of them.
+GPT_IMAGE_2_CREDITS = 0.05
+GPT_IMAGE_1_5_CREDITS = 0.03
+GPT_IMAGE_1_CREDITS = 0.04
+DALL_E_2_CREDITS = 0.02
 _GPT_IMAGE_1_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
 _GPT_IMAGE_1_PARAMS = (QUALITY, BACKGROUND, OUTPUT_FORMAT, OUTPUT_COMPRESSION, INPUT_FIDELITY)
 # gpt-image-2 always keeps inputs at high fidelity and refuses the parameter.
@@ -117,6 +129,7 @@ MODELS: dict[str, ImageModel] = {
             params=_GPT_IMAGE_2_PARAMS,
             takes_mask=True,
             url_transport="json",
+            credits=GPT_IMAGE_2_CREDITS,
         ),
         ImageModel(
             "gpt-image-1.5",
@@ -126,6 +139,7 @@ MODELS: dict[str, ImageModel] = {
             params=_GPT_IMAGE_1_PARAMS,
             takes_mask=True,
             deprecated=True,
+            credits=GPT_IMAGE_1_5_CREDITS,
         ),
         ImageModel(
             "gpt-image-1",
@@ -134,6 +148,7 @@ MODELS: dict[str, ImageModel] = {
             _BOTH,
             params=_GPT_IMAGE_1_PARAMS,
             takes_mask=True,
+            credits=GPT_IMAGE_1_CREDITS,
         ),
         ImageModel(
             "dall-e-2",
@@ -147,6 +162,7 @@ MODELS: dict[str, ImageModel] = {
             square_inputs=True,
             max_input_bytes=4 * 1024 * 1024,
             deprecated=True,
+            credits=DALL_E_2_CREDITS,
         ),
         ImageModel("nano-banana", "nano-banana", (), url_transport="form", credits=0.14),
         ImageModel("nano-banana-2", "nano-banana", (), url_transport="form", credits=0.28),

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
-from . import catalog, fetch, services, upstream
+from . import catalog, fetch, services, upstream, usage
 from .images import (
     EDIT_MAX_PIXELS,
     EncodedImage,
@@ -252,6 +252,7 @@ class EditForm(forms.Form):
             "ignored": self._ignored(model),
             "unit_price": price,
             "total_price": None if price is None else price * candidates,
+            "budgets": usage.budgets_left(self.owner) if self.owner else [],
         }
 
     def carried_previews(self) -> list[dict[str, str]]:

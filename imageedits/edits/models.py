@@ -1,6 +1,7 @@
 import hashlib
 import hmac
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core import signing
@@ -106,6 +107,9 @@ class Edit(StateMachine):
     keep_unmasked = models.BooleanField(default=False)
     # What the submission cost: candidates x the model's unit price, when the price is known.
     credits = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    # What was billed, set when the edit ends: the results that came back x the unit price
+    # (a failed edit with none: 0). Empty while under way, or with no price.
+    billed_credits = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     # When its run was last put in the queue (the reaper queues it again if that was lost).
     enqueued_at = models.DateTimeField(null=True, blank=True)
@@ -199,6 +203,18 @@ class Edit(StateMachine):
             edit = edit.parent
         return chain[::-1]
 
+    def billed_for(self, results: int) -> Decimal | None:
+        """Credits for `results` of this edit's results, at the unit price it was submitted at."""
+        if self.credits is None:
+            return None
+        return (self.credits * results / self.candidates).quantize(Decimal("0.01"))
+
+    def _transition(self, allowed: tuple[str, ...], **changes) -> bool:
+        # The edit ends: bill the results that came back (all stored before it settles).
+        if changes.get("status") in (Status.SUCCEEDED, Status.FAILED):
+            changes["billed_credits"] = self.billed_for(self.results.count())
+        return super()._transition(allowed, **changes)
+
     def mark_failed(self, code: str, message: str) -> bool:
         """The whole edit failed: so did every request of it still under way."""
         failed = super().mark_failed(code, message)
@@ -216,6 +232,7 @@ class Edit(StateMachine):
                 error_message="",
                 started_at=None,
                 finished_at=None,
+                billed_credits=None,
             )
             if queued:
                 # The old task's ids and secret go, so its late callback or check can never
@@ -274,9 +291,31 @@ class Team(models.Model):
 
     name = models.CharField(max_length=80, unique=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams")
+    monthly_budget = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Credits the members may spend together each month; empty for no limit.",
+    )
 
     def __str__(self) -> str:
         return self.name
+
+
+class PersonBudget(models.Model):
+    """How many credits one person may spend each month. Set by an admin."""
+
+    person = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="budget"
+    )
+    monthly_budget = models.DecimalField(
+        max_digits=10, decimal_places=2, validators=[MinValueValidator(0)]
+    )
+
+    def __str__(self) -> str:
+        return f"{self.person}: {self.monthly_budget} credits a month"
 
 
 class Submission(StateMachine):

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import catalog, images, pipeline, storage, throttle
+from . import catalog, images, pipeline, storage, throttle, usage
 from .models import Collection, Edit, InputImage, Submission
 
 logger = logging.getLogger(__name__)
@@ -48,10 +48,11 @@ def total_price(model_name: str, candidates: int) -> Decimal | None:
 
 
 def submit(owner, new: NewEdit) -> Edit:
-    """Create the edit if the person's limits allow it (throttle.LimitReached if not), counted
-    and created in one transaction."""
+    """Create the edit if the person's limits and monthly budgets allow it (throttle.LimitReached,
+    or its usage.BudgetExceeded, if not), counted and created in one transaction."""
     with transaction.atomic():
         throttle.hold_edit_limits(owner)
+        usage.hold_budgets(owner, total_price(new.model, new.candidates))
         return create_edit(owner, new)
 
 
@@ -139,9 +140,10 @@ def enqueue_start(edit: Edit) -> None:
 
 def rerun_edit(edit: Edit) -> bool:
     """Run a failed edit again, every request of it from the start, if the person's limit of
-    edits under way allows it (throttle.LimitReached if not)."""
+    edits under way and their budgets allow it (throttle.LimitReached if not)."""
     with transaction.atomic():
         throttle.hold_edit_limits(edit.owner)
+        usage.hold_budgets(edit.owner, edit.credits)
         if not edit.rerun():
             return False
         transaction.on_commit(lambda: enqueue_start(edit))

@@ -74,7 +74,7 @@ def new(request: HttpRequest) -> HttpResponse:
 def params(request: HttpRequest) -> HttpResponse:
     """The form's model-dependent fields, for the model (and values) in the query; unbound, so
     that nothing is judged before the person submits."""
-    form = EditForm(initial=request.GET.dict())
+    form = EditForm(initial=request.GET.dict(), owner=request.user)
     return render(request, "edits/new.html#params", {"form": form, **form.model_context()})
 
 
