@@ -1,0 +1,42 @@
+"""The API tokens page (/settings/tokens/): make a token (shown once), see yours, revoke one."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from . import api_tokens
+
+NAME_MAX = 80
+
+
+@login_required
+@never_cache  # the page that shows a new token must not be kept anywhere
+def tokens(request: HttpRequest) -> HttpResponse:
+    new_token, problem = "", ""
+    if request.method == "POST":
+        name = request.POST.get("name", "").strip()
+        if not name:
+            problem = "Give the token a name, e.g. the script or machine that will use it."
+        elif len(name) > NAME_MAX:
+            problem = f"A token's name has at most {NAME_MAX} characters; this one has {len(name)}."
+        else:
+            _, new_token = api_tokens.create(request.user, name)
+    context = {
+        "tokens": request.user.api_tokens.all(),
+        "new_token": new_token,
+        "problem": problem,
+        "name_max": NAME_MAX,
+    }
+    return render(request, "api/tokens.html", context, status=400 if problem else 200)
+
+
+@login_required
+@require_POST
+def revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = get_object_or_404(request.user.api_tokens, pk=token_id)
+    token.revoke()
+    messages.success(request, f"Token “{token.name}” revoked: it no longer works.")
+    return redirect("api-tokens")
