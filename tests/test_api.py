@@ -431,3 +431,47 @@ def test_the_schema_and_the_docs_are_served_without_a_token(client):
     page = docs.content.decode()
     assert "/static/ninja/swagger-ui-bundle.js" in page
     assert "cdn" not in page.lower()
+
+
+# --- The tokens page (its browser test: test_browser_api.py) -----------------------------------
+
+TOKENS = "/settings/tokens/"
+
+
+def test_the_tokens_page_needs_a_log_in(client):
+    assert client.get(TOKENS).status_code == 302
+    assert client.post(TOKENS, {"name": "x"}).status_code == 302
+    assert ApiToken.objects.count() == 0
+
+
+def test_making_a_token_needs_the_csrf_token(alice):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    assert browser.post(TOKENS, {"name": "forged"}).status_code == 403
+    assert ApiToken.objects.count() == 0
+
+
+def test_a_token_is_shown_once_on_the_page_that_makes_it(logged_in, alice):
+    page = logged_in.post(TOKENS, {"name": "laptop"}).content.decode()
+    token = page.split('id="new-token" type="text" readonly value="', 1)[1].split('"', 1)[0]
+    assert ApiToken.objects.get(owner=alice).token_hash == ApiToken.hash(token)
+    assert token not in logged_in.get(TOKENS).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("  ", "Give the token a name"), ("x" * 81, "at most 80 characters; this one has 81")],
+)
+def test_a_token_needs_a_name_of_sensible_length(logged_in, name, message):
+    response = logged_in.post(TOKENS, {"name": name})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert ApiToken.objects.count() == 0
+
+
+def test_nobody_revokes_another_persons_token(logged_in, bob):
+    theirs, _ = api_tokens.create(bob, "bob's")
+    response = logged_in.post(f"{TOKENS}{theirs.pk}/revoke/")
+    assert response.status_code == 404
+    assert ApiToken.objects.get(pk=theirs.pk).revoked_at is None
+    assert "bob's" not in logged_in.get(TOKENS).content.decode()

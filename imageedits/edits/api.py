@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
-from ninja import NinjaAPI, Path, Query, Schema, Status
+from ninja import Field, NinjaAPI, Path, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 from pydantic import ValidationError as SchemaError
@@ -244,9 +244,11 @@ def _request_bytes(request: HttpRequest) -> int:
         return 0
 
 
-@api.get("/edits/{edit_id}/", url_name="edit", response={200: EditOut, **ERRORS})
+@api.get(
+    "/edits/{edit_id}/", url_name="edit", summary="Read an edit", response={200: EditOut, **ERRORS}
+)
 def read_edit(request: HttpRequest, edit_id: int = EditId):
-    """Read an edit: its status, parameters, times, each upstream request, and its results with
+    """The edit: its status, parameters, times, each upstream request, and its results with
     their download URLs."""
     return edit_detail(request, _owned_edit(request, edit_id))
 
@@ -254,19 +256,21 @@ def read_edit(request: HttpRequest, edit_id: int = EditId):
 class HistoryFilters(Schema):
     """The history page's filters (the same rules: GalleryFilter applies them)."""
 
-    q: str | None = None
-    model: str | None = None
-    status: str | None = None
-    since: str | None = None
-    until: str | None = None
-    starred: bool | None = None
-    collection: int | None = None
-    page: int = 1
+    q: str | None = Field(None, description="Words of the instruction, all of them.")
+    model: str | None = Field(None, json_schema_extra={"enum": list(catalog.MODELS)})
+    status: str | None = Field(None, json_schema_extra={"enum": list(Edit.Status.values)})
+    since: str | None = Field(None, description="Made on or after this day, YYYY-MM-DD.")
+    until: str | None = Field(None, description="Made on or before this day, YYYY-MM-DD.")
+    starred: bool | None = Field(None, description="Starred ones only.")
+    collection: int | None = Field(None, description="The id of one of your collections.")
+    page: int = Field(1, description=f"{PAGE_SIZE} edits a page.")
 
 
-@api.get("/edits/", url_name="edits", response={200: EditPageOut, **ERRORS})
+@api.get(
+    "/edits/", url_name="edits", summary="List your edits", response={200: EditPageOut, **ERRORS}
+)
 def list_edits(request: HttpRequest, filters: Query[HistoryFilters]):
-    """List your edits, newest first, filtered as on the history page: words of the instruction
+    """Your edits, newest first, filtered as on the history page: words of the instruction
     (`q`), `model`, `status`, dates (`since`, `until`, as YYYY-MM-DD), `starred`, `collection`;
     48 a page."""
     values = filters.dict(exclude_none=True)

@@ -15,6 +15,8 @@ NAME_MAX = 80
 @login_required
 @never_cache  # the page that shows a new token must not be kept anywhere
 def tokens(request: HttpRequest) -> HttpResponse:
+    """The page, and on POST a new token shown in the answer itself: no redirect, so that the
+    token is never kept server-side (in a session or a message) to be shown after one."""
     new_token, problem = "", ""
     if request.method == "POST":
         name = request.POST.get("name", "").strip()
