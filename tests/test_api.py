@@ -251,6 +251,42 @@ def test_a_body_that_is_not_json_is_400(api):
     assert error_of(response)["code"] == "invalid"
 
 
+def test_a_broken_multipart_form_is_400(api, settings):
+    broken = "--x\r\nContent-Disposition: form-data; name=prompt\r\n\r\nblur"  # never ends
+    response = api.client.post(EDITS, broken, content_type="multipart/form-data",
+                               headers=api.headers)  # fmt: skip
+    assert response.status_code == 400
+    assert error_of(response)["message"].startswith("The form cannot be read")
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
+    files = [SimpleUploadedFile(f"{n}.png", make_png(), "image/png") for n in range(3)]
+    response = api.post_form(EDITS, {"prompt": "blur", "images": files})
+    assert response.status_code == 400
+    assert "The number of files exceeded" in error_of(response)["message"]
+
+
+def test_a_json_body_over_djangos_limit_is_413(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = api.post_json(EDITS, {"prompt": "x" * 2000, "image_urls": []})
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "too_large"
+
+
+def test_a_server_error_is_json_without_details(api, alice, monkeypatch, caplog):
+    def broken(*args):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("imageedits.edits.api.edit_detail", broken)
+    edit = Edit.objects.create(owner=alice, prompt="blur", model="gpt-image-2")
+    client = Client(raise_request_exception=False)
+    response = client.get(f"{EDITS}{edit.pk}/", headers=api.headers)
+    assert response.status_code == 500
+    error = error_of(response)
+    assert error["code"] == "server_error"
+    assert response["X-Request-ID"] in error["message"]
+    assert "secret internals" not in response.content.decode()
+    assert "secret internals" in caplog.text  # for the people who run it
+
+
 def test_another_content_type_is_415(api):
     response = api.client.post(EDITS, "prompt=blur", content_type="text/plain",
                                headers=api.headers)  # fmt: skip

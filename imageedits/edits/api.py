@@ -11,10 +11,13 @@ call can be forged from another site and the API needs no CSRF token. Every answ
 a success is {"error": {"code": ..., "message": ...}}.
 """
 
+import logging
+
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -23,6 +26,8 @@ from ninja import Field, NinjaAPI, Path, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 from pydantic import ValidationError as SchemaError
+
+from imageedits import logfilters
 
 from . import api_tokens, catalog, forms, services, sharing, storage, throttle
 from .api_schemas import (
@@ -41,6 +46,7 @@ from .api_schemas import (
 from .gallery import PAGE_SIZE, GalleryFilter
 from .models import Edit
 
+logger = logging.getLogger(__name__)
 # Ids beyond what the database holds are simply not found.
 MAX_ID = 2**63 - 1
 
@@ -117,6 +123,17 @@ def _http_error(request, exc: HttpError) -> HttpResponse:
 @api.exception_handler(RequestDataTooBig)
 def _too_big(request, exc) -> HttpResponse:
     return _error(request, 413, "too_large", "The request is too large.")
+
+
+@api.exception_handler(Exception)
+def _server_error(request, exc: Exception) -> HttpResponse:
+    # Logged (through the redaction, and to Sentry) as Django logs an unhandled one; the caller
+    # gets JSON and the id to quote, never the exception's text.
+    logger.error("API error: %s %s", request.method, request.path, exc_info=exc)
+    return _error(
+        request, 500, "server_error",
+        f"Something went wrong on our side (request {logfilters.request_id.get()}).",
+    )  # fmt: skip
 
 
 def _owned_edit(request: HttpRequest, edit_id: int) -> Edit:
@@ -222,16 +239,18 @@ def _form_input(request: HttpRequest) -> tuple[QueryDict, MultiValueDict]:
         return data, MultiValueDict()
     if request.content_type == "multipart/form-data":
         try:
-            fields = request.POST
-        except TooManyFieldsSent as error:
-            raise ApiError(400, "invalid", "The form has too many fields.") from error
+            fields, files = request.POST, request.FILES
+        except RequestDataTooBig:
+            raise  # 413, not 400
+        except (MultiPartParserError, SuspiciousOperation) as error:  # too many fields or files
+            raise ApiError(400, "invalid", f"The form cannot be read: {error}") from error
         for name in ("prompt", "model", "size", "candidates", "keep_unmasked", "collection",
                      *forms.PARAMS):  # fmt: skip
             if name in fields:
                 data[name] = fields[name]
         data.setdefault("model", catalog.DEFAULT_MODEL)  # as in JSON
         data["image_urls"] = "\n".join(fields.getlist("image_urls"))
-        return data, request.FILES
+        return data, files
     raise ApiError(
         415, "unsupported_media_type", "Send the edit as application/json or multipart/form-data."
     )
