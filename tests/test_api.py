@@ -132,6 +132,15 @@ def test_the_token_never_reaches_the_logs(api, caplog):
     assert api.token not in caplog.text
 
 
+def test_the_token_never_reaches_an_error_report(api):
+    from imageedits.logfilters import redact_event
+
+    event = {"request": {"url": f"{EDITS}?token={api.token}",
+                         "headers": {"Authorization": f"Bearer {api.token}"}},
+             "breadcrumbs": {"values": [{"message": f"sent {api.token}"}]}}  # fmt: skip
+    assert api.token not in json.dumps(redact_event(event))
+
+
 # --- Edits -----------------------------------------------------------------------------------
 
 
