@@ -111,8 +111,8 @@ def _invalid(request, exc: ValidationError) -> HttpResponse:
         loc = problem.get("loc", ())
         name = ".".join(str(part) for part in loc[2 if loc[:1] == ("body",) else 1 :]) or "request"
         fields.setdefault(name, []).append(problem.get("msg", "invalid"))
-    first = next(iter(fields.items()))
-    return _error(request, 400, "invalid", f"{first[0]}: {first[1][0]}", fields)
+    name, messages = next(iter(fields.items()), ("request", ["Invalid request."]))
+    return _error(request, 400, "invalid", f"{name}: {messages[0]}", fields)
 
 
 @api.exception_handler(HttpError)

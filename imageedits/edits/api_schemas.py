@@ -16,9 +16,12 @@ from . import catalog, forms, sharing
 from .models import Edit, ShareLink
 
 
-class ErrorDetail(Schema):
+class Problem(Schema):
     code: str = Field(description="What went wrong, for programs: e.g. `invalid`, `not_found`.")
     message: str = Field(description="What went wrong, in plain words, for people.")
+
+
+class ErrorDetail(Problem):
     fields: dict[str, list[str]] | None = Field(
         None, description="With `invalid`: the problems of each field, by field name."
     )
@@ -105,7 +108,7 @@ class RequestOut(Schema):
     )
     task_id: str
     trace_id: str
-    error: ErrorDetail | None
+    error: Problem | None = Field(description="Why it failed, or why it is being tried again.")
 
 
 class EditSummaryOut(Schema):
@@ -130,7 +133,7 @@ class EditOut(EditSummaryOut):
     parent_id: int | None = Field(description="The edit whose result this edit started from.")
     waited_seconds: float | None = Field(description="In the queue before a worker took it.")
     duration_seconds: float | None = Field(description="From a worker taking it to its end.")
-    error: ErrorDetail | None
+    error: Problem | None = Field(description="Why it failed, if it did.")
     inputs: list[InputOut]
     results: list[ResultOut]
     requests: list[RequestOut]
