@@ -1,5 +1,6 @@
 """The API tokens page (/settings/tokens/): make a token (shown once), see yours, revoke one."""
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -8,8 +9,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from . import api_tokens
+from .models import ApiToken
 
-NAME_MAX = 80
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        label="Token name",
+        max_length=ApiToken._meta.get_field("name").max_length,
+        error_messages={
+            "required": "Give the token a name, e.g. the script or machine that will use it."
+        },
+    )
 
 
 @login_required
@@ -17,22 +27,13 @@ NAME_MAX = 80
 def tokens(request: HttpRequest) -> HttpResponse:
     """The page, and on POST a new token shown in the answer itself: no redirect, so that the
     token is never kept server-side (in a session or a message) to be shown after one."""
-    new_token, problem = "", ""
-    if request.method == "POST":
-        name = request.POST.get("name", "").strip()
-        if not name:
-            problem = "Give the token a name, e.g. the script or machine that will use it."
-        elif len(name) > NAME_MAX:
-            problem = f"A token's name has at most {NAME_MAX} characters; this one has {len(name)}."
-        else:
-            _, new_token = api_tokens.create(request.user, name)
-    context = {
-        "tokens": request.user.api_tokens.all(),
-        "new_token": new_token,
-        "problem": problem,
-        "name_max": NAME_MAX,
-    }
-    return render(request, "api/tokens.html", context, status=400 if problem else 200)
+    form = TokenForm(request.POST if request.method == "POST" else None)
+    new_token = ""
+    if form.is_valid():
+        _, new_token = api_tokens.create(request.user, form.cleaned_data["name"])
+        form = TokenForm()  # empty again, for the next one
+    context = {"tokens": request.user.api_tokens.all(), "new_token": new_token, "form": form}
+    return render(request, "api/tokens.html", context, status=400 if form.errors else 200)
 
 
 @login_required
