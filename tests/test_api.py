@@ -218,6 +218,8 @@ def test_an_edit_can_go_into_a_collection(api, alice, bob):
         ({"prompt": "blur", "params": {"colour": "red"},
           "image_urls": ["https://example.com/a.png"]}, "params", "Unknown parameter “colour”."),
         ({"prompt": 5, "image_urls": "x"}, "prompt", ""),
+        ({"prompt": "blur", "quality": "low", "image_urls": ["https://example.com/a.png"]},
+         "quality", "Extra inputs are not permitted"),
     ],
 )  # fmt: skip
 def test_bad_input_is_400_with_the_forms_message_for_each_field(api, body, field, words):

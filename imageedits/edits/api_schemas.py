@@ -11,6 +11,7 @@ from typing import Literal
 from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Field, Schema
+from pydantic import ConfigDict
 
 from . import catalog, forms, sharing
 from .models import Edit, ShareLink
@@ -37,6 +38,9 @@ ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut}
 
 class EditIn(Schema):
     """A new edit, as JSON: its images are given by URL."""
+
+    # A misplaced field ("quality" beside "params", say) is said, not silently dropped.
+    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(description="The instruction.", examples=["make it black and white"])
     model: str = Field(
@@ -73,6 +77,8 @@ EXPIRY_DAYS = Literal[tuple(int(days) for days, _ in sharing.EXPIRY_CHOICES if d
 
 
 class ShareLinkIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
     include_inputs: bool = Field(False, description="Show the edit's inputs too.")
     expires_in_days: EXPIRY_DAYS | None = Field(
         None, description="Days until the link stops working; null: until revoked."
