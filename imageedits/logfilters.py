@@ -10,6 +10,8 @@ import uuid
 # /hooks/submissions/<id>/<secret>/ lets anyone post a result for that request, and
 # /s/<token>/ lets anyone see a shared edit: access logs must not hand them out.
 _SECRET_PATHS = re.compile(r"(/hooks/submissions/\d+/|/s/)[^/\s\"]+")
+# Personal API tokens (api_tokens.PREFIX), wherever they turn up: a header quoted, a URL.
+_API_TOKENS = re.compile(r"\biet_[A-Za-z0-9_-]{20,}")
 # An id a proxy in front may already have given the request, if it looks like one.
 _GIVEN_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -17,12 +19,14 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 
 
 def redact(text: str) -> str:
-    """`text` with every callback secret and share token in it replaced by [redacted]."""
-    return _SECRET_PATHS.sub(r"\1[redacted]", text)
+    """`text` with every callback secret, share token and API token in it replaced by
+    [redacted]."""
+    return _API_TOKENS.sub("iet_[redacted]", _SECRET_PATHS.sub(r"\1[redacted]", text))
 
 
 class RedactSecrets(logging.Filter):
-    """Keep callback secrets and share tokens out of every log line (access logs print paths)."""
+    """Keep callback secrets, share tokens and API tokens out of every log line (access logs
+    print paths)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -46,6 +46,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_tasks_db",
     "health_check",
+    # django-ninja, for the JSON API: in INSTALLED_APPS so that its docs page uses the Swagger
+    # UI files it ships (served from here), not a CDN's.
+    "ninja",
     "imageedits.edits",
 ]
 

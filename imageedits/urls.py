@@ -3,7 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from imageedits.edits import health, metrics, usage_views, views
+from imageedits.edits import health, metrics, token_views, usage_views, views
+from imageedits.edits.api import api
 from imageedits.edits.throttle import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 
 # The admin's log-in counts failures with the app's: one throttle for every log-in.
@@ -59,6 +60,9 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("settings/tokens/", token_views.tokens, name="api-tokens"),
+    path("settings/tokens/<int:token_id>/revoke/", token_views.revoke, name="api-token-revoke"),
+    path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
     path("health/", health.alive, name="health"),
     path("ready/", health.ready, name="ready"),

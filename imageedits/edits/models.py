@@ -588,3 +588,34 @@ class ShareLink(models.Model):
 
     def count_view(self) -> None:
         ShareLink.objects.filter(pk=self.pk).update(views=models.F("views") + 1)
+
+
+class ApiToken(models.Model):
+    """A personal token for the JSON API (/api/v1/), sent as "Authorization: Bearer <token>".
+
+    Like a share link's, the token (256 random bits) is shown once, when it is made; only its
+    SHA-256 is kept, so the database alone cannot be used to call the API as anyone."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=80)
+    token_hash = models.CharField(max_length=64, unique=True)
+    # The token's last characters, so its owner can tell tokens apart.
+    token_end = models.CharField(max_length=4)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"API token {self.name} (…{self.token_end})"
+
+    @staticmethod
+    def hash(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def revoke(self) -> None:
+        ApiToken.objects.filter(pk=self.pk, revoked_at=None).update(revoked_at=timezone.now())

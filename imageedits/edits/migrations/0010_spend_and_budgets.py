@@ -25,7 +25,7 @@ def bill_finished_edits(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('edits', '0007_edit_progress'),
+        ('edits', '0009_api_tokens'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
