@@ -4,6 +4,7 @@ downloaded, share links; every rule and limit the web form's, every error JSON w
 import io
 import json
 import logging
+from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -13,7 +14,7 @@ from PIL import Image
 
 from imageedits.edits import api_tokens, images, services
 from imageedits.edits.gallery import PAGE_SIZE
-from imageedits.edits.models import ApiToken, Collection, Edit
+from imageedits.edits.models import ApiToken, Collection, Edit, PersonBudget
 
 from .conftest import get_image, make_png, run_edit, run_tasks
 
@@ -514,3 +515,15 @@ def test_nobody_revokes_another_persons_token(logged_in, bob):
     assert response.status_code == 404
     assert ApiToken.objects.get(pk=theirs.pk).revoked_at is None
     assert "bob's" not in logged_in.get(TOKENS).content.decode()
+
+
+def test_an_edit_past_a_monthly_budget_is_402_and_nothing_is_kept(api, alice, stored_files):
+    PersonBudget.objects.create(person=alice, monthly_budget=Decimal("0.04"))
+    image = SimpleUploadedFile("a.png", make_png(), "image/png")
+    response = api.post_form(EDITS, {"prompt": "blur", "model": "gpt-image-2", "images": [image]})
+    assert response.status_code == 402
+    error = error_of(response)
+    assert error["code"] == "budget_exceeded"
+    assert error["message"] == "This edit costs 0.05 credits; your monthly budget has 0.04 left."
+    assert not Edit.objects.exists()
+    assert stored_files() == []

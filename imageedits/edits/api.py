@@ -29,7 +29,7 @@ from pydantic import ValidationError as SchemaError
 
 from imageedits import logfilters
 
-from . import api_tokens, catalog, forms, services, sharing, storage, throttle
+from . import api_tokens, catalog, forms, services, sharing, storage, throttle, usage
 from .api_schemas import (
     ERRORS,
     EditIn,
@@ -174,7 +174,14 @@ def _multipart_schema() -> dict:
     "/edits/",
     url_name="edit-create",
     summary="Start an edit",
-    response={201: EditOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut, **ERRORS},
+    response={
+        201: EditOut,
+        402: ErrorOut,
+        413: ErrorOut,
+        415: ErrorOut,
+        429: ErrorOut,
+        **ERRORS,
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -188,8 +195,8 @@ def _multipart_schema() -> dict:
 def create_edit(request: HttpRequest):
     """Start an edit: as JSON with image URLs, or as a multipart form with image files (and
     URLs). It is checked as the web form checks it and counts towards the same limits (edits
-    per minute, edits under way). Answers the new edit, queued; read it again until its status
-    is `succeeded` or `failed`."""
+    per minute, edits under way: 429) and monthly budgets (402). Answers the new edit, queued;
+    read it again until its status is `succeeded` or `failed`."""
     owner = request.auth
     if _request_bytes(request) > settings.EDIT_MAX_REQUEST_BYTES:
         raise ApiError(
@@ -210,6 +217,8 @@ def create_edit(request: HttpRequest):
         raise ApiError(400, "invalid", first, fields)
     try:
         edit = services.submit(owner, form.new_edit())
+    except usage.BudgetExceeded as refusal:  # waiting would not help, unlike the limits
+        raise ApiError(402, "budget_exceeded", str(refusal)) from refusal
     except throttle.LimitReached as refusal:  # reached while the form was being checked
         raise ApiError(429, "limit_reached", str(refusal)) from refusal
     return Status(201, edit_detail(request, edit))
