@@ -224,7 +224,6 @@ class Edit(StateMachine):
                 self.submissions.filter(status__in=ACTIVE).update(
                     status=Status.CANCELLED, lease_expires_at=None, finished_at=now
                 )
-                Edit.objects.filter(pk=self.pk).update(progress=models.F("progress") + 1)
         return cancelled
 
     def choose(self, position: int) -> bool:
