@@ -158,6 +158,8 @@ def test_notify_me_when_done_shows_a_notification_from_a_hidden_tab(
     page.evaluate("window.tabHidden = true")
 
     expect(page.get_by_role("img", name="Edited image 1")).to_be_visible(timeout=20_000)
+    # The divider of a result swapped in by the poll is set up too.
+    expect(page.locator("[data-compare-before]")).to_have_css("clip-path", "inset(0px 50% 0px 0px)")
     page.wait_for_function("window.shownNotifications.length === 1")
     shown = page.evaluate("window.shownNotifications")
     assert shown == [{"title": f"Edit {edit.pk} is done", "body": "make it sepia"}]
