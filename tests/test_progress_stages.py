@@ -46,6 +46,12 @@ def test_the_stages_follow_the_request(client, alice):
     submission.record_callback()
     assert current_stage(client, edit) == "Downloading"
 
+    # The callback of an earlier try says nothing of the one sent after it.
+    submission.mark_retrying("timeout", "The image service took too long.", None)
+    submission.mark_running()
+    submission.mark_submitted("task-2", "trace-2")
+    assert current_stage(client, edit) == "Sent"
+
 
 def test_an_answer_on_the_open_connection_is_downloading(client, alice):
     edit = create(alice)

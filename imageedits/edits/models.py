@@ -394,8 +394,11 @@ class Submission(StateMachine):
         if self.status != Status.RUNNING:
             return ""
         # A task id without submitted_at: the answer came on the open connection
-        # (mark_answered); a callback: the answer is ready to be read.
-        if (self.task_id and not self.submitted_at) or self.callback_received_at:
+        # (mark_answered); a callback since this try was sent: the answer is ready to be read.
+        if self.task_id and not self.submitted_at:
+            return "downloading"
+        called_back = self.callback_received_at and self.submitted_at
+        if called_back and self.callback_received_at >= self.submitted_at:
             return "downloading"
         return "sent"
 
