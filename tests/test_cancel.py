@@ -160,3 +160,19 @@ def test_only_the_owner_may_cancel_and_only_by_post(client, alice, bob):
     assert client.get(reverse("edit-cancel", args=[edit.pk])).status_code == 405
     edit.refresh_from_db()
     assert edit.status == Edit.Status.QUEUED
+
+
+def test_an_admin_cancels_edits_under_way(client, admin_user, alice, simulator):
+    done = create(alice)
+    run_edit(done)
+    under_way = create(alice)
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("admin:edits_edit_changelist"),
+        {"action": "cancel", "_selected_action": [under_way.pk, done.pk]},
+        follow=True,
+    )
+    assert "1 edit(s) cancelled." in response.content.decode()
+    assert_cancelled(under_way)
+    done.refresh_from_db()
+    assert done.status == Edit.Status.SUCCEEDED
