@@ -160,6 +160,7 @@ def test_the_cost_follows_model_and_results_and_is_recorded(page, alice, setting
     assert edit.credits == Decimal("1.05")
     assert edit.candidates == 3
     assert edit.submissions.count() == 3
+    page.get_by_text("Technical details").click()  # folded away on the edit's page
     expect(page.get_by_text("1.05", exact=True)).to_be_visible()
 
 
@@ -184,6 +185,7 @@ def test_a_custom_size_is_judged_while_typing_and_a_good_one_is_stored(page, ali
     submit(page, "Widen the frame")
     edit = Edit.objects.get()
     assert edit.size == "1600x1200"
+    page.get_by_text("Technical details").click()  # folded away on the edit's page
     expect(page.get_by_text("1600x1200", exact=True)).to_be_visible()
 
 

@@ -160,16 +160,19 @@ def test_reuse_settings_and_run_again(page, alice, worker):
     assert Edit.objects.filter(prompt="dark mode please").count() == 3
 
 
-def test_drag_the_before_and_after_slider(page, alice):
+def test_move_the_before_and_after_divider_with_the_keyboard(page, alice):
     edit = finished_edit(alice, "make it sepia")
     log_in(page)
     page.goto(edit.get_absolute_url())
-    slider = page.get_by_label("Show the original over edited image 1, from the left")
+    divider = page.get_by_role("slider", name=re.compile("Before and after"))
     before = page.locator("[data-compare-before]")
-    assert before.evaluate("image => getComputedStyle(image).clipPath") == "inset(0px 100% 0px 0px)"
-    slider.fill("60")
+    expect(before).to_have_css("clip-path", "inset(0px 50% 0px 0px)")
+    divider.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    expect(divider).to_have_attribute("aria-valuenow", "60")
     expect(before).to_have_css("clip-path", "inset(0px 40% 0px 0px)")
-    slider.fill("100")
+    page.keyboard.press("End")
     expect(before).to_have_css("clip-path", "inset(0px 0% 0px 0px)")
 
 

@@ -50,10 +50,16 @@ class EditAdmin(admin.ModelAdmin):
     list_select_related = ["owner"]
     readonly_fields = [
         "status", "error_code", "error_message", "credits", "billed_credits", "created_at",
-        "started_at", "finished_at", "parent",
+        "started_at", "finished_at", "parent", "chosen_position",
     ]  # fmt: skip
     exclude = ["collections"]
     inlines = [InputImageInline, SubmissionInline, ResultImageInline]
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel the selected edits under way")
+    def cancel(self, request, queryset) -> None:
+        cancelled = sum(edit.cancel() for edit in queryset.filter(status__in=Edit.ACTIVE))
+        self.message_user(request, f"{cancelled} edit(s) cancelled.")
 
 
 @admin.register(Team)

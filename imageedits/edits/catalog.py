@@ -85,6 +85,11 @@ class ImageModel:
     max_input_bytes: int = 50 * 1024 * 1024
     deprecated: bool = False
     credits: float | None = None
+    # About how long one edit takes, for the progress shown while it runs. The API reference
+    # states no latencies; these are assumptions (gpt-image edits take about a minute at
+    # medium quality, dall-e-2 and the nano-banana models less), to be tuned from the
+    # imageedits_upstream_seconds metric.
+    typical_seconds: int = 60
 
     @property
     def takes_size(self) -> bool:
@@ -163,10 +168,32 @@ MODELS: dict[str, ImageModel] = {
             max_input_bytes=4 * 1024 * 1024,
             deprecated=True,
             credits=DALL_E_2_CREDITS,
+            typical_seconds=15,
         ),
-        ImageModel("nano-banana", "nano-banana", (), url_transport="form", credits=0.14),
-        ImageModel("nano-banana-2", "nano-banana", (), url_transport="form", credits=0.28),
-        ImageModel("nano-banana-pro", "nano-banana", (), url_transport="form", credits=0.35),
+        ImageModel(
+            "nano-banana",
+            "nano-banana",
+            (),
+            url_transport="form",
+            credits=0.14,
+            typical_seconds=20,
+        ),
+        ImageModel(
+            "nano-banana-2",
+            "nano-banana",
+            (),
+            url_transport="form",
+            credits=0.28,
+            typical_seconds=30,
+        ),
+        ImageModel(
+            "nano-banana-pro",
+            "nano-banana",
+            (),
+            url_transport="form",
+            credits=0.35,
+            typical_seconds=40,
+        ),
     ]
 }
 

@@ -1,7 +1,7 @@
 """The history gallery's filters: by model, status, date and words of the instruction."""
 
 from django import forms
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 
 from . import catalog
 from .models import Collection, Edit, ResultImage
@@ -64,15 +64,17 @@ class GalleryFilter(forms.Form):
                 edits = edits.filter(starred=True)
             if data["collection"]:
                 edits = edits.filter(collections=data["collection"])
-        # A card shows only the first result's size, and none of the parameters (JSON, decoded
+        # A card shows only the chosen result's size, and none of the parameters (JSON, decoded
         # row by row).
-        first_results = ResultImage.objects.filter(position=0).only(
+        chosen_results = ResultImage.objects.filter(position=F("edit__chosen_position")).only(
             "edit_id", "position", "width", "height"
         )
         return (
             edits.order_by("-created_at", "-id")
             .defer("params")
-            .prefetch_related(Prefetch("results", queryset=first_results, to_attr="first_results"))
+            .prefetch_related(
+                Prefetch("results", queryset=chosen_results, to_attr="chosen_results")
+            )
         )
 
     @property

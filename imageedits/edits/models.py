@@ -22,6 +22,9 @@ class Status(models.TextChoices):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # Stopped by its owner: what had not been sent is never sent, and the answer to a request
+    # already sent is thrown away when it comes (see Edit.cancel).
+    CANCELLED = "cancelled"
 
 
 ACTIVE = (Status.QUEUED, Status.RUNNING)
@@ -124,6 +127,9 @@ class Edit(StateMachine):
     # Moves on by one whenever one of its requests moves: with the status, it tells the page's
     # poll whether there is anything new to show, from one indexed row.
     progress = models.PositiveIntegerField(default=0)
+    # The result shown first (history card, share links, team view): always one that exists
+    # once the edit has results (Edit.choose, Edit.settle).
+    chosen_position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -211,7 +217,7 @@ class Edit(StateMachine):
 
     def _transition(self, allowed: tuple[str, ...], **changes) -> bool:
         # The edit ends: bill the results that came back (all stored before it settles).
-        if changes.get("status") in (Status.SUCCEEDED, Status.FAILED):
+        if changes.get("status") in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED):
             changes["billed_credits"] = self.billed_for(self.results.count())
         return super()._transition(allowed, **changes)
 
@@ -221,6 +227,37 @@ class Edit(StateMachine):
         for submission in self.submissions.filter(status__in=ACTIVE):
             submission.mark_failed(code, message)
         return failed
+
+    def cancel(self) -> bool:
+        """Stop the edit for good. Its requests not yet sent (queued, or waiting to be retried)
+        are never sent; a request already sent cannot be called back, so it is cancelled too and
+        its answer, should one come, is discarded by finish() (its conditional update fails).
+        Results stored before the cancel stay. True if this call cancelled the edit."""
+        now = timezone.now()
+        with transaction.atomic():
+            cancelled = self._transition(ACTIVE, status=Status.CANCELLED, finished_at=now)
+            if cancelled:
+                self.submissions.filter(status__in=ACTIVE).update(
+                    status=Status.CANCELLED, lease_expires_at=None, finished_at=now
+                )
+        return cancelled
+
+    def choose(self, position: int) -> bool:
+        """Make the result at `position` the one shown first; False if there is none there."""
+        chosen = bool(
+            Edit.objects.filter(pk=self.pk, results__position=position).update(
+                chosen_position=position
+            )
+        )
+        if chosen:
+            self.chosen_position = position
+        return chosen
+
+    def results_chosen_first(self) -> list["ResultImage"]:
+        """The results in order, the chosen one moved to the front."""
+        results = list(self.results.all())
+        results.sort(key=lambda result: result.position != self.chosen_position)
+        return results
 
     def rerun(self) -> bool:
         """Put a failed edit back in the queue, with all its requests."""
@@ -256,7 +293,14 @@ class Edit(StateMachine):
         if not submissions or any(submission.is_active for submission in submissions):
             return False
         if any(submission.status == Status.SUCCEEDED for submission in submissions):
-            return self._transition(ACTIVE, status=Status.SUCCEEDED, finished_at=timezone.now())
+            # The first result that came is the one shown until the owner picks another.
+            first = self.results.order_by("position").values_list("position", flat=True).first()
+            return self._transition(
+                ACTIVE,
+                status=Status.SUCCEEDED,
+                finished_at=timezone.now(),
+                chosen_position=first or 0,
+            )
         first = submissions[0]
         return self._transition(
             ACTIVE,
@@ -378,6 +422,24 @@ class Submission(StateMachine):
     @property
     def is_retrying(self) -> bool:
         return self.status == Status.QUEUED and self.tries > 0
+
+    @property
+    def stage(self) -> str:
+        """Where a request under way stands: "queued" (not sent yet), "retrying" (waiting to be
+        sent again), "sent" (the image service has it) or "downloading" (its answer came and
+        its images are being fetched and stored); "" once it has ended."""
+        if self.status == Status.QUEUED:
+            return "retrying" if self.tries > 0 else "queued"
+        if self.status != Status.RUNNING:
+            return ""
+        # A task id without submitted_at: the answer came on the open connection
+        # (mark_answered); a callback since this try was sent: the answer is ready to be read.
+        if self.task_id and not self.submitted_at:
+            return "downloading"
+        called_back = self.callback_received_at and self.submitted_at
+        if called_back and self.callback_received_at >= self.submitted_at:
+            return "downloading"
+        return "sent"
 
     def _transition(self, allowed: tuple[str, ...], **changes) -> bool:
         moved = super()._transition(allowed, **changes)

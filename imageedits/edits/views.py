@@ -17,6 +17,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat, pluralize
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -28,6 +29,13 @@ from .forms import EditForm
 from .gallery import PAGE_SIZE, GalleryFilter
 from .models import Collection, Edit, Submission
 
+# What the page of an edit under way shows it going through (Submission.stage).
+STAGES = [
+    ("queued", "Queued"),
+    ("sent", "Sent"),
+    ("retrying", "Retrying"),
+    ("downloading", "Downloading"),
+]
 # A callback carries the answer again, result images in base64 included: up to ten of them.
 MAX_CALLBACK_BYTES = 200 * 1024 * 1024
 
@@ -200,7 +208,11 @@ def team_share(request: HttpRequest, edit_id: int) -> HttpResponse:
 @require_GET
 def team_detail(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = get_object_or_404(team_edits(request.user), pk=edit_id)
-    context = {"edit": edit, "results": edit.results.all(), "maker": edit.owner.get_username()}
+    context = {
+        "edit": edit,
+        "results": edit.results_chosen_first(),
+        "maker": edit.owner.get_username(),
+    }
     return render(request, "edits/team.html", context)
 
 
@@ -244,8 +256,7 @@ def delete(request: HttpRequest, edit_id: int) -> HttpResponse:
 @require_GET
 def detail(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
-    context = {**_status_context(edit), "has_team": request.user.teams.exists()}
-    return render(request, "edits/detail.html", context)
+    return render(request, "edits/detail.html", _status_context(edit))
 
 
 @require_GET
@@ -335,6 +346,26 @@ def run_again(request: HttpRequest, edit_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+def cancel(request: HttpRequest, edit_id: int) -> HttpResponse:
+    edit = _get_edit_for_user(request, edit_id)
+    if edit.cancel():
+        messages.success(request, "The edit was cancelled.")
+    return redirect(edit)
+
+
+@login_required
+@require_POST
+def choose(request: HttpRequest, edit_id: int, position: int) -> HttpResponse:
+    """Make one of the edit's results the one shown first (history, share links)."""
+    edit = _get_edit_for_user(request, edit_id)
+    if not edit.choose(position):
+        raise Http404
+    messages.success(request, f"Result {position + 1} is now the chosen one.")
+    return redirect(edit)
+
+
+@login_required
+@require_POST
 def rerun(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
     try:
@@ -412,9 +443,11 @@ def shared(request: HttpRequest, token: str) -> HttpResponse:
         "link": link,
         "edit": edit,
         "token": token,
-        "results": edit.results.all(),
+        "results": edit.results_chosen_first(),
         "inputs": edit.inputs.exclude(file="") if link.include_inputs else [],
-        "image_url": request.build_absolute_uri(reverse("shared-image", args=[token, "result", 0])),
+        "image_url": request.build_absolute_uri(
+            reverse("shared-image", args=[token, "result", edit.chosen_position])
+        ),
     }
     return _shared_headers(render(request, "edits/shared.html", context))
 
@@ -455,10 +488,21 @@ def _status_context(edit: Edit) -> dict:
         rows.append(
             (param.label, edit.params.get(param.name, "default"), reported.get(param.name, ""))
         )
+    results = [result for submission in submissions for result in submission.results.all()]
+    results.sort(key=lambda result: result.position)
+    chosen = next((r for r in results if r.position == edit.chosen_position), None)
     return {
         "edit": edit,
         "submissions": submissions,
-        "results_count": sum(len(s.results.all()) for s in submissions),
+        "results": results,
+        "chosen_result": chosen or (results[0] if results else None),
+        "stage": _stage(edit, submissions),
+        "stage_names": STAGES,
+        # Seconds since the edit was made: the page counts on from here by itself.
+        "elapsed": int((timezone.now() - edit.created_at).total_seconds()),
+        "has_team": edit.owner.teams.exists(),
+        "results_count": len(results),
+        "reported_any": bool(reported),
         "failed_count": sum(s.status == Submission.Status.FAILED for s in submissions),
         "attempts": settings.UPSTREAM_ATTEMPTS,
         # Before and after compares a result with its one input; several inputs have no "before".
@@ -467,6 +511,18 @@ def _status_context(edit: Edit) -> dict:
         # The share section comes along once the edit has ended (its first result makes links).
         "expiry_choices": sharing.EXPIRY_CHOICES,
     }
+
+
+def _stage(edit: Edit, submissions: list[Submission]) -> str:
+    """The furthest any request of an edit under way has come: queued, sent, retrying (a try
+    failed and the next waits) or downloading; "" once the edit has ended."""
+    if not edit.is_active:
+        return ""
+    stages = {submission.stage for submission in submissions}
+    for stage in ("downloading", "retrying", "sent"):
+        if stage in stages:
+            return stage
+    return "queued"
 
 
 @csrf_exempt

@@ -263,15 +263,6 @@
     });
   });
 
-  // Before/after sliders on results (also in fragments swapped in later): the range shows
-  // that much of the original over the result, from the left.
-  document.addEventListener("input", function (event) {
-    if (!event.target.matches("[data-compare-range]")) return;
-    const figure = event.target.closest("figure");
-    const before = figure && figure.querySelector("[data-compare-before]");
-    if (before) before.style.clipPath = "inset(0 " + (100 - event.target.value) + "% 0 0)";
-  });
-
   document.addEventListener("DOMContentLoaded", function () {
     // A search field asks as you type; its change event on leaving would ask again, adding the
     // same address to the history a second time.

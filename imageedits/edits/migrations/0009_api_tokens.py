@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('edits', '0007_edit_progress'),
+        ('edits', '0008_edit_chosen_and_cancel'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
