@@ -4,6 +4,7 @@ from .models import (
     Collection,
     Edit,
     InputImage,
+    Membership,
     PersonBudget,
     ResultImage,
     ShareLink,
@@ -56,11 +57,17 @@ class EditAdmin(admin.ModelAdmin):
     inlines = [InputImageInline, SubmissionInline, ResultImageInline]
 
 
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
     list_display = ["name", "monthly_budget"]
     search_fields = ["name", "members__username"]
-    filter_horizontal = ["members"]
+    inlines = [MembershipInline]
 
 
 @admin.register(PersonBudget)

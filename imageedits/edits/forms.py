@@ -5,7 +5,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
-from . import catalog, fetch, services, upstream, usage
+from . import catalog, fetch, services, teams, upstream, usage
 from .images import (
     EDIT_MAX_PIXELS,
     EncodedImage,
@@ -97,12 +97,14 @@ def _param_field(param: catalog.Param) -> forms.Field:
 
 def starting_values(query, owner) -> dict:
     """The form's first values for "edit this result" (?from_result=EDIT&position=N) and
-    "reuse settings" (?reuse=EDIT); empty for a blank form or someone else's edit."""
+    "reuse settings" (?reuse=EDIT), from the person's own edits or those their teammates share
+    with them; empty for a blank form or an edit they cannot see."""
+    visible = teams.visible_edits(owner)
     edit_id = id_or_none(query.get("from_result", ""))
     if edit_id is not None:
         result = (
             ResultImage.objects.filter(
-                edit__owner=owner,
+                edit__in=visible,
                 edit_id=edit_id,
                 position=id_or_none(query.get("position", "")) or 0,
             )
@@ -112,7 +114,7 @@ def starting_values(query, owner) -> dict:
         if result:
             return {"carry": [f"result-{edit_id}-{result.position}"], "model": result.edit.model}
     reuse = id_or_none(query.get("reuse", ""))
-    edit = owner.edits.filter(pk=reuse).first() if reuse is not None else None
+    edit = visible.filter(pk=reuse).first() if reuse is not None else None
     if edit is None:
         return {}
     size = edit.size or AUTO
@@ -129,7 +131,8 @@ def starting_values(query, owner) -> dict:
         "image_urls": "\n".join(item.url for item in inputs if item.url),
         "keep_unmasked": edit.keep_unmasked,
         # The mask painter starts from this edit's mask (shown to its owner only).
-        "mask_url": reverse("edit-image", args=[edit.pk, "mask", 0]) + "?stream=1"
+        "mask_url": reverse(teams.image_url_name(owner, edit), args=[edit.pk, "mask", 0])
+        + "?stream=1"
         if edit.mask
         else "",
     }
@@ -256,21 +259,30 @@ class EditForm(forms.Form):
         }
 
     def carried_previews(self) -> list[dict[str, str]]:
-        """The stored images carried over, as the preview strip shows them."""
+        """The stored images carried over, as the preview strip shows them (a teammate's
+        through the team's image view)."""
         tokens = self.data.getlist("carry") if self.is_bound else self.initial.get("carry", [])
-        previews = []
+        parsed = []
         for token in tokens:
             kind, _, rest = token.partition("-")
             edit_id, _, position = (id_or_none(part) for part in rest.partition("-"))
             if kind in ("result", "input") and edit_id is not None and position is not None:
-                previews.append(
-                    {
-                        "token": token,
-                        "url": reverse("edit-image", args=[edit_id, kind, position]),
-                        "label": f"{kind} {position + 1} of edit {edit_id}",
-                    }
-                )
-        return previews
+                parsed.append((token, kind, edit_id, position))
+        own = set(
+            Edit.objects.filter(owner=self.owner, pk__in=[item[2] for item in parsed])
+            .values_list("pk", flat=True)
+        ) if self.owner else set()  # fmt: skip
+        return [
+            {
+                "token": token,
+                "url": reverse(
+                    "edit-image" if edit_id in own else "team-image",
+                    args=[edit_id, kind, position],
+                ),
+                "label": f"{kind} {position + 1} of edit {edit_id}",
+            }
+            for token, kind, edit_id, position in parsed
+        ]
 
     def _raw(self, name: str) -> str:
         """A value as submitted, or as given in `initial` to show the fields for it."""
@@ -306,7 +318,9 @@ class EditForm(forms.Form):
                 raise forms.ValidationError("An image carried over from another edit is unknown.")
             items = ResultImage.objects if kind == "result" else InputImage.objects
             item = (
-                items.filter(edit__owner=self.owner, edit_id=edit_id, position=position)
+                items.filter(
+                    edit__in=teams.visible_edits(self.owner), edit_id=edit_id, position=position
+                )
                 .exclude(file="")
                 .select_related("edit")
                 .first()
