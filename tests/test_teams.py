@@ -366,12 +366,15 @@ def test_edit_this_result_of_a_teammate_makes_an_own_edit_with_its_lineage(
     assert f'<a href="{reverse("team-edit", args=[original.pk])}">Edit {original.pk}</a>' in detail
 
 
-def test_reuse_settings_of_a_teammates_edit_carries_its_inputs(client, alice, bob, team):
+def test_reuse_settings_of_a_teammates_edit_carries_its_inputs_and_records_it(
+    client, alice, bob, team
+):
     original = finished(bob, "bob's settings", shared=True)
     client.force_login(alice)
     page = client.get(reverse("edit-new"), {"reuse": original.pk}).content.decode()
     assert "bob&#x27;s settings" in page
     assert f'value="input-{original.pk}-0"' in page
+    assert f'name="reused_from" value="{original.pk}"' in page
     client.post(
         reverse("edit-new"),
         {
@@ -379,9 +382,28 @@ def test_reuse_settings_of_a_teammates_edit_carries_its_inputs(client, alice, bo
             "model": "gpt-image-2",
             "size": "auto",
             "carry": [f"input-{original.pk}-0"],
+            "reused_from": original.pk,
         },
     )
-    assert Edit.objects.filter(owner=alice).count() == 1
+    remix = Edit.objects.get(owner=alice)
+    assert remix.parent == original
+
+
+@pytest.mark.parametrize("reused_from", ["hidden", "99999999999999999999", "abc"])
+def test_reuse_of_an_edit_one_cannot_see_records_nothing(client, alice, bob, team, reused_from):
+    hidden = finished(bob, "not shared")
+    client.force_login(alice)
+    client.post(
+        reverse("edit-new"),
+        {
+            "prompt": "mine",
+            "model": "gpt-image-2",
+            "size": "auto",
+            "images": [SimpleUploadedFile("a.png", make_png(), "image/png")],
+            "reused_from": hidden.pk if reused_from == "hidden" else reused_from,
+        },
+    )
+    assert Edit.objects.get(owner=alice).parent is None
 
 
 def test_an_unshared_edit_cannot_be_remixed(client, alice, bob, team, charlie):

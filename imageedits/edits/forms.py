@@ -121,6 +121,7 @@ def starting_values(query, owner) -> dict:
     custom = size not in _values(size_choices(edit.image_model))
     inputs = list(edit.inputs.all())
     return {
+        "reused_from": edit.pk,
         "prompt": edit.prompt,
         "model": edit.model,
         "size": CUSTOM if custom else size,
@@ -175,6 +176,8 @@ class EditForm(forms.Form):
     )
     # Stored images that come along: "result-<edit>-<position>" or "input-<edit>-<position>".
     carry = forms.Field(required=False, widget=forms.MultipleHiddenInput)
+    # "Reuse settings": the edit whose settings these are, recorded as the new edit's parent.
+    reused_from = forms.CharField(required=False, max_length=20, widget=forms.HiddenInput)
     mask = forms.FileField(label="Mask", required=False)
     keep_unmasked = forms.BooleanField(
         label="Keep everything outside the mask exactly", required=False
@@ -333,6 +336,14 @@ class EditForm(forms.Form):
             )
         return carried
 
+    def _reused_edit(self, text: str | None) -> Edit | None:
+        """The edit "Reuse settings" started from, if the person may still see it; one they no
+        longer may (or a made-up id) is simply not recorded."""
+        edit_id = id_or_none(text or "")
+        if edit_id is None or self.owner is None:
+            return None
+        return teams.visible_edits(self.owner).filter(pk=edit_id).first()
+
     def clean_prompt(self) -> str:
         return self.cleaned_data["prompt"].strip()
 
@@ -390,7 +401,9 @@ class EditForm(forms.Form):
         ]
         if uploads is not None:
             uploads = cleaned["images"] = [image for _, image, _ in carried] + uploads
-        cleaned["parent"] = next((edit for _, _, edit in carried if edit), None)
+        cleaned["parent"] = next((edit for _, _, edit in carried if edit), None) or (
+            self._reused_edit(cleaned.get("reused_from"))
+        )
         if uploads is not None and urls is not None:
             count = len(uploads) + len(urls)
             if count == 0:
