@@ -82,9 +82,13 @@ def versions(user, edit: Edit) -> tuple[list[Edit], list[Edit]]:
     """The edit's ancestors and children that this person may see, each with `url` set to the
     page that shows it to them: a remix of a teammate's edit does not reveal edits of theirs
     that are no longer shared, nor the teammates' remixes that are not."""
-    visible = set(visible_edits(user).values_list("pk", flat=True))
-    ancestors = [item for item in edit.lineage() if item.pk in visible]
-    children = [item for item in edit.children.all() if item.pk in visible]
+    ancestors, children = edit.lineage(), list(edit.children.all())
+    if not ancestors and not children:
+        return [], []
+    candidates = [item.pk for item in ancestors + children]
+    visible = set(visible_edits(user).filter(pk__in=candidates).values_list("pk", flat=True))
+    ancestors = [item for item in ancestors if item.pk in visible]
+    children = [item for item in children if item.pk in visible]
     for item in ancestors + children:
         item.url = edit_url(user, item)
     return ancestors, children
