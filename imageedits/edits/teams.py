@@ -224,8 +224,8 @@ def answer(invitation: Invitation, user, accepted: bool) -> None:
     with transaction.atomic():
         if not invitation.use(accepted):
             raise TeamProblem(_closed_reason(invitation))
-        if accepted:
-            Membership.objects.create(team=invitation.team, user=user)
+        if accepted:  # get_or_create: two invitations accepted at once make one membership
+            Membership.objects.get_or_create(team=invitation.team, user=user)
 
 
 def _closed_reason(invitation: Invitation) -> str:
