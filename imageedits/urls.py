@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from imageedits.edits import health, metrics, token_views, usage_views, views
+from imageedits.edits import health, metrics, team_views, token_views, usage_views, views
 from imageedits.edits.api import api
 from imageedits.edits.throttle import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 
@@ -52,6 +52,32 @@ urlpatterns = [
         views.callback,
         name="edit-callback",
     ),
+    path("teams/", team_views.team_list, name="team-list"),
+    path("teams/<int:team_id>/", team_views.team_detail, name="team-detail"),
+    path("teams/<int:team_id>/invite/", team_views.invite, name="team-invite"),
+    path("teams/<int:team_id>/leave/", team_views.leave, name="team-leave"),
+    path("teams/<int:team_id>/budget/", team_views.budget, name="team-budget"),
+    path("teams/<int:team_id>/feed/", team_views.feed, name="team-feed"),
+    path(
+        "teams/<int:team_id>/members/<int:membership_id>/remove/",
+        team_views.member_remove,
+        name="team-member-remove",
+    ),
+    path(
+        "teams/<int:team_id>/members/<int:membership_id>/role/",
+        team_views.member_role,
+        name="team-member-role",
+    ),
+    path("invitations/<str:token>/", team_views.invitation, name="invitation"),
+    path(
+        "invitations/mine/<int:invitation_id>/",
+        team_views.invitation_answer,
+        name="invitation-answer",
+    ),
+    path("edits/<int:edit_id>/review/", team_views.review, name="edit-review"),
+    path("edits/<int:edit_id>/comments/", team_views.comment, name="edit-comment"),
+    path("edits/<int:edit_id>/review/status/", team_views.review_status, name="edit-review-status"),
+    path("notifications/", team_views.notifications, name="notifications"),
     path("usage/", usage_views.person, name="usage"),
     path("usage.csv", usage_views.person_csv, name="usage-csv"),
     path("usage/team/<int:team_id>/", usage_views.team, name="usage-team"),

@@ -241,7 +241,7 @@ def test_share_with_the_team_and_a_teammate_sees_it(page, browser, live_server, 
 
     log_in(page)
     page.get_by_role("link", name="History").click()
-    page.get_by_role("link", name="Team").click()
+    page.get_by_role("link", name="Team", exact=True).click()
     expect(page.get_by_text("Design: alice, bob.")).to_be_visible()
     grid = page.get_by_role("list", name="Edits")
     expect(grid).to_contain_text("bob's poster, dark mode")

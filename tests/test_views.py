@@ -302,6 +302,11 @@ def test_result_files_are_served_to_the_owner_with_a_download_name(client, alice
         ("edit-image", ["preview", 0]),
         ("edit-image", ["input", 0]),
         ("edit-image", ["input-preview", 0]),
+        ("edit-review", []),
+        ("team-edit", []),
+        ("team-image", ["result", 0]),
+        ("team-image", ["input", 0]),
+        ("team-image", ["mask", 0]),
     ],
 )
 def test_another_users_edit_is_404_everywhere(client, bob, alices_edit, name, args):

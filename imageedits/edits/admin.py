@@ -4,6 +4,7 @@ from .models import (
     Collection,
     Edit,
     InputImage,
+    Membership,
     PersonBudget,
     ResultImage,
     ShareLink,
@@ -62,11 +63,17 @@ class EditAdmin(admin.ModelAdmin):
         self.message_user(request, f"{cancelled} edit(s) cancelled.")
 
 
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
     list_display = ["name", "monthly_budget"]
     search_fields = ["name", "members__username"]
-    filter_horizontal = ["members"]
+    inlines = [MembershipInline]
 
 
 @admin.register(PersonBudget)

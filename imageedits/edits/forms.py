@@ -5,7 +5,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
-from . import catalog, fetch, services, upstream, usage
+from . import catalog, fetch, services, teams, upstream, usage
 from .images import (
     EDIT_MAX_PIXELS,
     EncodedImage,
@@ -97,12 +97,14 @@ def _param_field(param: catalog.Param) -> forms.Field:
 
 def starting_values(query, owner) -> dict:
     """The form's first values for "edit this result" (?from_result=EDIT&position=N) and
-    "reuse settings" (?reuse=EDIT); empty for a blank form or someone else's edit."""
+    "reuse settings" (?reuse=EDIT), from the person's own edits or those their teammates share
+    with them; empty for a blank form or an edit they cannot see."""
+    visible = teams.visible_edits(owner)
     edit_id = id_or_none(query.get("from_result", ""))
     if edit_id is not None:
         result = (
             ResultImage.objects.filter(
-                edit__owner=owner,
+                edit__in=visible,
                 edit_id=edit_id,
                 position=id_or_none(query.get("position", "")) or 0,
             )
@@ -112,13 +114,14 @@ def starting_values(query, owner) -> dict:
         if result:
             return {"carry": [f"result-{edit_id}-{result.position}"], "model": result.edit.model}
     reuse = id_or_none(query.get("reuse", ""))
-    edit = owner.edits.filter(pk=reuse).first() if reuse is not None else None
+    edit = visible.filter(pk=reuse).first() if reuse is not None else None
     if edit is None:
         return {}
     size = edit.size or AUTO
     custom = size not in _values(size_choices(edit.image_model))
     inputs = list(edit.inputs.all())
     return {
+        "reused_from": edit.pk,
         "prompt": edit.prompt,
         "model": edit.model,
         "size": CUSTOM if custom else size,
@@ -129,7 +132,8 @@ def starting_values(query, owner) -> dict:
         "image_urls": "\n".join(item.url for item in inputs if item.url),
         "keep_unmasked": edit.keep_unmasked,
         # The mask painter starts from this edit's mask (shown to its owner only).
-        "mask_url": reverse("edit-image", args=[edit.pk, "mask", 0]) + "?stream=1"
+        "mask_url": reverse(teams.image_url_name(owner, edit), args=[edit.pk, "mask", 0])
+        + "?stream=1"
         if edit.mask
         else "",
     }
@@ -172,6 +176,8 @@ class EditForm(forms.Form):
     )
     # Stored images that come along: "result-<edit>-<position>" or "input-<edit>-<position>".
     carry = forms.Field(required=False, widget=forms.MultipleHiddenInput)
+    # "Reuse settings": the edit whose settings these are, recorded as the new edit's parent.
+    reused_from = forms.CharField(required=False, max_length=20, widget=forms.HiddenInput)
     mask = forms.FileField(label="Mask", required=False)
     keep_unmasked = forms.BooleanField(
         label="Keep everything outside the mask exactly", required=False
@@ -256,21 +262,30 @@ class EditForm(forms.Form):
         }
 
     def carried_previews(self) -> list[dict[str, str]]:
-        """The stored images carried over, as the preview strip shows them."""
+        """The stored images carried over, as the preview strip shows them (a teammate's
+        through the team's image view)."""
         tokens = self.data.getlist("carry") if self.is_bound else self.initial.get("carry", [])
-        previews = []
+        parsed = []
         for token in tokens:
             kind, _, rest = token.partition("-")
             edit_id, _, position = (id_or_none(part) for part in rest.partition("-"))
             if kind in ("result", "input") and edit_id is not None and position is not None:
-                previews.append(
-                    {
-                        "token": token,
-                        "url": reverse("edit-image", args=[edit_id, kind, position]),
-                        "label": f"{kind} {position + 1} of edit {edit_id}",
-                    }
-                )
-        return previews
+                parsed.append((token, kind, edit_id, position))
+        own = set(
+            Edit.objects.filter(owner=self.owner, pk__in=[item[2] for item in parsed])
+            .values_list("pk", flat=True)
+        ) if self.owner else set()  # fmt: skip
+        return [
+            {
+                "token": token,
+                "url": reverse(
+                    "edit-image" if edit_id in own else "team-image",
+                    args=[edit_id, kind, position],
+                ),
+                "label": f"{kind} {position + 1} of edit {edit_id}",
+            }
+            for token, kind, edit_id, position in parsed
+        ]
 
     def _raw(self, name: str) -> str:
         """A value as submitted, or as given in `initial` to show the fields for it."""
@@ -306,7 +321,9 @@ class EditForm(forms.Form):
                 raise forms.ValidationError("An image carried over from another edit is unknown.")
             items = ResultImage.objects if kind == "result" else InputImage.objects
             item = (
-                items.filter(edit__owner=self.owner, edit_id=edit_id, position=position)
+                items.filter(
+                    edit__in=teams.visible_edits(self.owner), edit_id=edit_id, position=position
+                )
                 .exclude(file="")
                 .select_related("edit")
                 .first()
@@ -318,6 +335,14 @@ class EditForm(forms.Form):
                 (label, services.stored_image(item.file), item.edit if kind == "result" else None)
             )
         return carried
+
+    def _reused_edit(self, text: str | None) -> Edit | None:
+        """The edit "Reuse settings" started from, if the person may still see it; one they no
+        longer may (or a made-up id) is simply not recorded."""
+        edit_id = id_or_none(text or "")
+        if edit_id is None or self.owner is None:
+            return None
+        return teams.visible_edits(self.owner).filter(pk=edit_id).first()
 
     def clean_prompt(self) -> str:
         return self.cleaned_data["prompt"].strip()
@@ -376,7 +401,9 @@ class EditForm(forms.Form):
         ]
         if uploads is not None:
             uploads = cleaned["images"] = [image for _, image, _ in carried] + uploads
-        cleaned["parent"] = next((edit for _, _, edit in carried if edit), None)
+        cleaned["parent"] = next((edit for _, _, edit in carried if edit), None) or (
+            self._reused_edit(cleaned.get("reused_from"))
+        )
         if uploads is not None and urls is not None:
             count = len(uploads) + len(urls)
             if count == 0:

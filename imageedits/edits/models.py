@@ -331,10 +331,13 @@ class Collection(models.Model):
 
 
 class Team(models.Model):
-    """People who see each other's team-shared edits. Managed in the admin."""
+    """People who see each other's team-shared edits. Made in the app (see teams.py); each
+    member has a role (Membership)."""
 
     name = models.CharField(max_length=80, unique=True)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams")
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="teams", through="Membership"
+    )
     monthly_budget = models.DecimalField(
         max_digits=10,
         decimal_places=2,
@@ -681,3 +684,160 @@ class ApiToken(models.Model):
 
     def revoke(self) -> None:
         ApiToken.objects.filter(pk=self.pk, revoked_at=None).update(revoked_at=timezone.now())
+
+
+# --- Teams in the app: roles, invitations, review, activity, notifications (see teams.py) ------
+
+
+class Membership(models.Model):
+    """A person in a team, with their role. Owners manage the team; members see and review."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        MEMBER = "member"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role, default=Role.MEMBER)
+
+    class Meta:
+        # The table Team.members used before it had roles; its rows are the memberships.
+        db_table = "edits_team_members"
+        unique_together = [("team", "user")]
+        ordering = ["user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.role})"
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == self.Role.OWNER
+
+
+class Invitation(models.Model):
+    """An invitation to join a team, by a link whose token is shown once to the inviter (only
+    its SHA-256 is kept, as for ShareLink). It expires, and works once."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitations_sent"
+    )
+    # Who it is for, as the inviter typed it (a username or an e-mail address).
+    invitee_text = models.CharField(max_length=254)
+    # The account it is for, when one matched: only that person may accept it.
+    invitee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="invitations",
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    # When it was accepted or declined; either way it cannot be used again.
+    used_at = models.DateTimeField(null=True, blank=True)
+    accepted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Invitation of {self.invitee_text} to {self.team}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.used_at is None and self.expires_at > timezone.now()
+
+    def use(self, accepted: bool) -> bool:
+        """Mark it used; False if it already was, or has expired (the first use wins)."""
+        return bool(
+            Invitation.objects.filter(
+                pk=self.pk, used_at=None, expires_at__gt=timezone.now()
+            ).update(used_at=timezone.now(), accepted=accepted)
+        )
+
+
+class Review(models.Model):
+    """Where an edit stands in review, and who put it there when."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        IN_REVIEW = "in_review", "In review"
+        APPROVED = "approved", "Approved"
+
+    edit = models.OneToOneField(Edit, on_delete=models.CASCADE, related_name="review")
+    status = models.CharField(max_length=10, choices=Status, default=Status.DRAFT)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Edit {self.edit_id}: {self.status}"
+
+
+class Comment(models.Model):
+    edit = models.ForeignKey(Edit, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comments"
+    )
+    text = models.TextField(max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Comment {self.pk} on edit {self.edit_id}"
+
+
+class Activity(models.Model):
+    """One thing that happened to an edit, for the team feed: it was shared, commented on, or
+    its review status changed. The feed shows only what its reader can still see."""
+
+    class Kind(models.TextChoices):
+        SHARED = "shared"
+        COMMENTED = "commented"
+        STATUS = "status"
+
+    edit = models.ForeignKey(Edit, on_delete=models.CASCADE, related_name="activities")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="activities"
+    )
+    kind = models.CharField(max_length=10, choices=Kind)
+    # What changed, in words: the comment's start, the new status.
+    detail = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["edit", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.kind} edit {self.edit_id}"
+
+
+class Notification(models.Model):
+    """Something for one person to look at: an invitation, a mention."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    text = models.CharField(max_length=300)
+    url = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["recipient"], condition=models.Q(read_at=None), name="notification_unread"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"To {self.recipient}: {self.text}"

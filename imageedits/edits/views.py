@@ -5,7 +5,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import models
 from django.http import (
     FileResponse,
     Http404,
@@ -24,7 +23,18 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
-from . import bulk_actions, catalog, forms, pipeline, services, sharing, storage, throttle
+from . import (
+    bulk_actions,
+    catalog,
+    forms,
+    pipeline,
+    services,
+    sharing,
+    storage,
+    team_views,
+    teams,
+    throttle,
+)
 from .forms import EditForm
 from .gallery import PAGE_SIZE, GalleryFilter
 from .models import Collection, Edit, Submission
@@ -103,7 +113,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
     """The person's edits, newest first, filtered and a page at a time."""
     filters = GalleryFilter(request.GET, owner=request.user)
     team = request.GET.get("tab") == "team"
-    edits = team_edits(request.user) if team else request.user.edits.all()
+    edits = teams.team_edits(request.user) if team else request.user.edits.all()
     page = Paginator(filters.apply(edits), PAGE_SIZE).get_page(request.GET.get("page"))
     template = "edits/gallery.html#grid" if request.htmx else "edits/gallery.html"
     context = {
@@ -179,25 +189,14 @@ def bulk(request: HttpRequest) -> HttpResponse:
     return HttpResponseBadRequest("Unknown action.")
 
 
-def team_edits(user):
-    """Edits shared with the user's teams: the teammates' (read-only for the user) and the
-    user's own, as the teammates see them."""
-    return (
-        Edit.objects.filter(shared_with_team=True)
-        .filter(
-            models.Q(owner__teams__members=user) | models.Q(owner=user, owner__teams__isnull=False)
-        )
-        .distinct()
-        .select_related("owner")
-    )
-
-
 @login_required
 @require_POST
 def team_share(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
     Edit.objects.filter(pk=edit.pk).update(shared_with_team=not edit.shared_with_team)
     shared = not edit.shared_with_team
+    if shared:
+        teams.record_shared(edit)
     messages.success(
         request, "Shared with your team." if shared else "No longer shared with your team."
     )
@@ -207,11 +206,19 @@ def team_share(request: HttpRequest, edit_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def team_detail(request: HttpRequest, edit_id: int) -> HttpResponse:
-    edit = get_object_or_404(team_edits(request.user), pk=edit_id)
+    """A teammate's shared edit: its results and inputs, to download, comment on, review, or
+    start one's own edit from ("Edit this result", "Reuse settings")."""
+    edit = get_object_or_404(teams.team_edits(request.user), pk=edit_id)
+    if edit.owner_id == request.user.pk:
+        return redirect(edit)  # one's own edit opens as one's own
+    ancestors, children = teams.versions(request.user, edit)
     context = {
-        "edit": edit,
+        **team_views.review_context(edit),
         "results": edit.results_chosen_first(),
+        "inputs": edit.inputs.all(),
         "maker": edit.owner.get_username(),
+        "ancestors": ancestors,
+        "children": children,
     }
     return render(request, "edits/team.html", context)
 
@@ -219,8 +226,10 @@ def team_detail(request: HttpRequest, edit_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def team_image(request: HttpRequest, edit_id: int, kind: str, position: int) -> HttpResponse:
-    edit = get_object_or_404(team_edits(request.user), pk=edit_id)
-    return _image_response(_stored_image(edit, kind, position, {"result", "thumbnail"}))
+    """A teammate's shared edit's images: what its page shows and what a remix carries over."""
+    edit = get_object_or_404(teams.team_edits(request.user), pk=edit_id)
+    kinds = {"input", "input-preview", "mask", "result", "thumbnail", "preview"}
+    return _serve_image(request, edit, kind, position, kinds)
 
 
 @login_required
@@ -256,7 +265,14 @@ def delete(request: HttpRequest, edit_id: int) -> HttpResponse:
 @require_GET
 def detail(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
-    return render(request, "edits/detail.html", _status_context(edit))
+    ancestors, children = teams.versions(request.user, edit)
+    context = {
+        **team_views.review_context(edit),
+        **_status_context(edit),
+        "ancestors": ancestors,
+        "children": children,
+    }
+    return render(request, "edits/detail.html", context)
 
 
 @require_GET
@@ -287,6 +303,12 @@ def image(request: HttpRequest, edit_id: int, kind: str, position: int) -> HttpR
     """A stored input, result, thumbnail or preview, served to the edit's owner only."""
     edit = _get_edit_for_user(request, edit_id)
     kinds = {"input", "input-preview", "mask", "result", "raw", "thumbnail", "preview"}
+    return _serve_image(request, edit, kind, position, kinds)
+
+
+def _serve_image(
+    request: HttpRequest, edit: Edit, kind: str, position: int, kinds: set[str]
+) -> HttpResponse:
     stored = _stored_image(edit, kind, position, kinds)
     download_name = ""
     if kind in ("result", "raw") and request.GET.get("download"):
