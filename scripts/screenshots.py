@@ -35,6 +35,9 @@ OUT = ROOT / "docs" / "screenshots"
 TOKEN = "sk-screenshots"
 WIDTHS = {"wide": (1280, 800), "phone": (390, 844)}
 THEMES = ("light", "dark")
+IMAGES_IN_VIEW_LOADED = """() => [...document.images]
+    .filter(image => image.getBoundingClientRect().top < innerHeight && !image.hidden)
+    .every(image => image.complete)"""
 PROMPTS = ["make it sepia", "add a warm golden frame", "mirror it", "dark mode, keep the layout"]
 
 
@@ -98,7 +101,10 @@ def shoot(chromium, app, pages: dict[str, str], size: str, theme: str, sample: P
     page = context.new_page()
 
     def save(name: str) -> None:
-        page.wait_for_load_state("networkidle")
+        # Not "networkidle": a running edit's page polls its status twice a second.
+        page.wait_for_load_state("load")
+        page.wait_for_function(IMAGES_IN_VIEW_LOADED)
+        page.wait_for_timeout(200)  # htmx's first swaps and the mask painter's first frame
         page.screenshot(path=OUT / f"{name}-{size}-{theme}.png")
 
     page.goto("/login/")
