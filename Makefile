@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run serve test test-postgres test-rq test-stack scale-test soak lint format bench clean
+.PHONY: run serve test test-postgres test-rq test-stack scale-test soak lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 12, 4) else f"imageedits needs Python >= 3.12.4; {sys.executable} is {v[0]}.{v[1]}.{v[2]}")'
@@ -66,3 +66,7 @@ scale-test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Every main page at 1280 px and 390 px, light and dark, into docs/screenshots/.
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py

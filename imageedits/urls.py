@@ -13,6 +13,7 @@ admin.site.login_form = ThrottledAdminAuthenticationForm
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="edit-new"), name="home"),
     path("edits/", views.gallery, name="edit-list"),
+    path("edits/newer/", views.gallery_newer, name="edit-list-newer"),
     path("edits/bulk/", views.bulk, name="edit-bulk"),
     path("collections/new/", views.collection_create, name="collection-new"),
     path("team/edits/<int:edit_id>/", views.team_detail, name="team-edit"),

@@ -395,6 +395,11 @@ def log_in(page, username="alice", password="alice-password"):
     page.wait_for_load_state()  # the form's scripts (htmx, app.js, mask.js) are set up
 
 
+def open_account_menu(page):
+    """Open the menu under the person's name in the top bar (Usage, API tokens, Log out)."""
+    page.get_by_role("banner").locator(".user-menu > summary").click()
+
+
 def paint(page, start, end, image_size):
     """Drag the mouse across the mask canvas between two points given in image pixels."""
     width, height = image_size

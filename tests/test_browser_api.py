@@ -8,13 +8,14 @@ from playwright.sync_api import expect
 from imageedits.edits import api_tokens
 from imageedits.edits.models import ApiToken
 
-from .conftest import log_in
+from .conftest import log_in, open_account_menu
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_make_use_and_revoke_an_api_token(page, live_server, alice):
     log_in(page)
+    open_account_menu(page)
     page.get_by_role("link", name="API tokens").click()
     expect(page.get_by_role("heading", name="API tokens")).to_be_visible()
     expect(page.get_by_text("No tokens yet.")).to_be_visible()
@@ -33,6 +34,8 @@ def test_make_use_and_revoke_an_api_token(page, live_server, alice):
     api = f"{live_server.url}/api/v1/edits/"
     used = httpx.get(api, headers={"Authorization": f"Bearer {token}"})
     assert used.status_code == 200 and used.json()["count"] == 0
+
+    open_account_menu(page)
 
     page.get_by_role("link", name="API tokens").click()  # shown once: never again
     expect(page.get_by_label("New token")).to_have_count(0)
@@ -54,6 +57,7 @@ def test_the_api_docs_work_under_the_strict_csp(page, alice):
     page.on("console", lambda message: blocked.append(message.text)
             if "Content Security Policy" in message.text else None)  # fmt: skip
     log_in(page)
+    open_account_menu(page)
     page.get_by_role("link", name="API tokens").click()
     page.get_by_role("link", name="JSON API").click()
     expect(page.get_by_role("heading", name="imageedits API")).to_be_visible()

@@ -191,6 +191,7 @@ def test_star_an_edit_and_find_it_in_a_collection(page, alice):
     expect(grid.get_by_role("listitem")).to_have_count(1)
     expect(grid).to_contain_text("the keeper")
 
+    page.get_by_text("Make a collection").click()  # folded away until wanted
     page.get_by_label("New collection").fill("Spring campaign")
     page.get_by_role("button", name="Make collection").click()
     expect(page.get_by_text("Collection “Spring campaign” made.")).to_be_visible()
@@ -249,3 +250,67 @@ def test_share_with_the_team_and_a_teammate_sees_it(page, browser, live_server, 
     grid.get_by_role("link", name="bob's poster").click()
     expect(page.get_by_role("heading", name=f"Edit {edit.pk} by bob")).to_be_visible()
     expect(page.get_by_role("img", name="Edited image 1")).to_be_visible()
+
+
+def test_a_status_chip_filters_the_history(page, alice):
+    finished_edit(alice, "make it sepia")
+    Edit.objects.create(
+        owner=alice, prompt="a failed one", model="gpt-image-2", status=Edit.Status.FAILED,
+        error_message="The upstream said no.",
+    )  # fmt: skip
+    log_in(page)
+    page.get_by_role("link", name="History").click()
+    grid = page.get_by_role("list", name="Edits")
+    expect(grid.get_by_role("listitem")).to_have_count(2)
+    page.get_by_role("radio", name="Failed").check()
+    expect(grid.get_by_role("listitem")).to_have_count(1)
+    expect(grid).to_contain_text("a failed one")
+    expect(page).to_have_url(re.compile(r"status=failed"))
+    page.get_by_role("radio", name="All").check()
+    expect(grid.get_by_role("listitem")).to_have_count(2)
+
+
+def test_ticking_edits_shows_the_selection_bar_with_the_count(page, alice):
+    edits = [finished_edit(alice, f"edit number {n}") for n in range(3)]
+    log_in(page)
+    page.get_by_role("link", name="History").click()
+    bar = page.get_by_role("group", name="With the ticked edits")
+    expect(bar).to_be_hidden()
+    for edit in edits:
+        page.get_by_label(f"Select edit {edit.pk}").check()
+    expect(bar).to_be_visible()
+    expect(bar).to_contain_text("3 selected")
+    page.get_by_label(f"Select edit {edits[0].pk}").uncheck()
+    expect(bar).to_contain_text("2 selected")
+    bar.get_by_role("button", name="Clear").click()
+    expect(bar).to_be_hidden()
+    expect(page.get_by_label(f"Select edit {edits[1].pk}")).not_to_be_checked()
+
+
+def test_a_failed_edit_shows_its_error_in_the_history(page, alice):
+    Edit.objects.create(owner=alice, prompt="make it a famous painting", model="gpt-image-2",
+                        status=Edit.Status.FAILED,
+                        error_message="The prompt was rejected by content moderation.")  # fmt: skip
+    log_in(page)
+    page.get_by_role("link", name="History").click()
+    card = page.get_by_role("list", name="Edits").get_by_role("listitem")
+    expect(card).to_contain_text("The prompt was rejected by content moderation.")
+    expect(card).to_contain_text("Failed")
+
+
+def test_an_edit_made_in_another_tab_appears_at_the_top(page, alice):
+    finished_edit(alice, "the older one")
+    log_in(page)
+    page.get_by_role("link", name="History").click()
+    grid = page.get_by_role("list", name="Edits")
+    expect(grid.get_by_role("listitem")).to_have_count(1)
+    page.evaluate("window.notReloaded = true")
+    newer = finished_edit(alice, "made in another tab")  # as the other tab's form would
+    expect(grid.get_by_role("listitem")).to_have_count(2, timeout=10_000)
+    expect(grid.get_by_role("listitem").first).to_contain_text("made in another tab")
+    expect(grid.get_by_role("img", name=f"Result of edit {newer.pk}")).to_be_visible()
+    third = finished_edit(alice, "and one more")  # the poll now asks after the newest shown
+    expect(grid.get_by_role("listitem")).to_have_count(3, timeout=10_000)
+    expect(grid.get_by_role("listitem").first).to_contain_text("and one more")
+    assert third.pk > newer.pk
+    assert page.evaluate("window.notReloaded") is True

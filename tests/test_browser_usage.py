@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from imageedits.edits import usage
 from imageedits.edits.models import Edit, PersonBudget, Team
 
-from .conftest import log_in, make_png
+from .conftest import log_in, make_png, open_account_menu
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,6 +36,8 @@ def test_after_running_edits_the_usage_page_charts_them(page, alice, worker, sim
     fill_the_form(page, results=2)
     page.get_by_role("button", name="Submit edit").click()
     expect(page.get_by_role("img", name="Edited image 2")).to_be_visible(timeout=30_000)
+
+    open_account_menu(page)
 
     page.get_by_role("link", name="Usage").click()
 
@@ -70,6 +72,7 @@ def test_a_team_member_opens_the_teams_usage(page, alice, bob):
     Edit.objects.create(owner=bob, prompt="p", model="nano-banana", credits=Decimal("0.14"),
                         billed_credits=Decimal("0.14"), status=Edit.Status.SUCCEEDED)  # fmt: skip
     log_in(page)
+    open_account_menu(page)
     page.get_by_role("link", name="Usage").click()
     page.get_by_role("link", name="Team Design").click()
     expect(page.get_by_role("heading", name="Team Design: usage")).to_be_visible()

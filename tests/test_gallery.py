@@ -199,3 +199,33 @@ def test_search_uses_the_trigram_index_at_100000_edits_on_postgresql(alice):
     plan = found.explain()
     assert "edit_prompt_trgm" in plan, plan
     assert [edit.prompt for edit in found] == ["a lighthouse at dusk"]
+
+
+def test_new_edits_come_to_the_top_of_the_history(logged_in, alice, bob, django_assert_num_queries):
+    first = edit_for(alice, "first")
+    page = logged_in.get(reverse("edit-list")).content.decode()
+    poll = f"{reverse('edit-list-newer')}?after={first.pk}"
+    assert f'hx-get="{poll}"' in page
+    with django_assert_num_queries(1):  # polled every few seconds: one query while nothing is new
+        assert logged_in.get(poll).status_code == 204
+    edit_for(bob, "bob's")  # someone else's never shows
+    assert logged_in.get(poll).status_code == 204
+    second, third = edit_for(alice, "second"), edit_for(alice, "third")
+    answer = logged_in.get(poll).content.decode()
+    assert answer.index(f'id="card-{third.pk}"') < answer.index(f'id="card-{second.pk}"')
+    assert f'id="card-{first.pk}"' not in answer
+    # The poll is replaced by one that asks after the newest card now shown.
+    assert f'?after={third.pk}" hx-trigger="every 3s"' in answer and "hx-swap-oob" in answer
+
+
+def test_a_filtered_or_later_page_of_the_history_does_not_poll_for_new_edits(logged_in, alice):
+    edit_for(alice, "blur")
+    newer = reverse("edit-list-newer")
+    assert newer not in logged_in.get(reverse("edit-list"), {"q": "blur"}).content.decode()
+    assert newer not in logged_in.get(reverse("edit-list"), {"tab": "team"}).content.decode()
+
+
+def test_a_failed_card_says_why(logged_in, alice):
+    edit = edit_for(alice, "famous painting", status=Edit.Status.FAILED)
+    Edit.objects.filter(pk=edit.pk).update(error_message="The prompt was rejected.")
+    assert "The prompt was rejected." in logged_in.get(reverse("edit-list")).content.decode()

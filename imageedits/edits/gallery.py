@@ -15,15 +15,21 @@ class GalleryFilter(forms.Form):
         label="Search instructions",
         required=False,
         max_length=200,
-        widget=forms.TextInput(attrs={"type": "search", "data-search-as-you-type": ""}),
+        widget=forms.TextInput(
+            attrs={"type": "search", "data-search-as-you-type": "", "placeholder": "Search"}
+        ),
     )
     model = forms.ChoiceField(
         label="Model",
         required=False,
         choices=[("", "All models"), *((name, name) for name in catalog.MODELS)],
     )
+    # Shown as a row of chips: one radio button each.
     status = forms.ChoiceField(
-        label="Status", required=False, choices=[("", "Any status"), *Edit.Status.choices]
+        label="Status",
+        required=False,
+        choices=[("", "All"), *Edit.Status.choices],
+        widget=forms.RadioSelect,
     )
     since = forms.DateField(
         label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})

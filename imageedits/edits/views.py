@@ -77,10 +77,12 @@ def new(request: HttpRequest) -> HttpResponse:
             return redirect(services.submit(request.user, form.new_edit()))
         except throttle.LimitReached as refusal:  # reached while this form was being checked
             form.add_error(None, str(refusal))
-    recent = request.user.edits.prefetch_related("results")[:8]
+    recent = list(request.user.edits.prefetch_related("results")[:8])
     context = {
         "form": form,
         "recent": recent,
+        # Offered again under the instruction field, newest first, each once.
+        "recent_prompts": list(dict.fromkeys(edit.prompt for edit in recent))[:5],
         "carried": form.carried_previews(),
         **form.model_context(),
     }
@@ -125,6 +127,20 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "teams": request.user.teams.prefetch_related("members") if team else (),
     }
     return render(request, template, context)
+
+
+@login_required
+@require_GET
+@never_cache
+def gallery_newer(request: HttpRequest) -> HttpResponse:
+    """Cards for the person's edits newer than `after`, for the top of the history: polled, so
+    it answers 204 (htmx leaves the page alone) from one query while there are none."""
+    after = forms.id_or_none(request.GET.get("after", "")) or 0
+    edits = list(GalleryFilter().apply(request.user.edits.filter(pk__gt=after)))
+    if not edits:
+        return HttpResponse(status=204)
+    context = {"edits": edits, "newest": edits[0], "oob": True, "team": False}
+    return render(request, "edits/gallery.html#newer", context)
 
 
 @login_required

@@ -139,6 +139,20 @@
       render();
     });
 
+    // The first image, large, where the person works (mask.js paints over it when the model
+    // takes a mask).
+    const stageImage = form.querySelector("[data-stage-image]");
+    let stageFile = null;
+    function showOnStage(file) {
+      form.classList.toggle("has-images", Boolean(file));
+      if (!stageImage || file === stageFile) return;
+      stageFile = file || null;
+      if (stageImage.src) URL.revokeObjectURL(stageImage.src);
+      stageImage.hidden = !file;
+      if (file) stageImage.src = URL.createObjectURL(file);
+      else stageImage.removeAttribute("src");
+    }
+
     function showError(message) {
       errorBox.textContent = message;
       errorBox.hidden = !message;
@@ -171,10 +185,10 @@
         list.append(item);
       });
       // Carried images come first among the inputs, as the server orders them.
-      const files = carried.map(function (entry) { return entry.file; });
-      form.dispatchEvent(new CustomEvent("images-changed", {
-        detail: { files: files.concat(Array.from(picked.files)) },
-      }));
+      const files = carried.map(function (entry) { return entry.file; })
+        .concat(Array.from(picked.files));
+      showOnStage(files[0]);
+      form.dispatchEvent(new CustomEvent("images-changed", { detail: { files: files } }));
     }
 
     // Drops and pastes can come in quick succession: handle them one after the other.
@@ -263,6 +277,80 @@
     });
   });
 
+  // The menu under the person's name closes on a click elsewhere or Escape, as menus do.
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll(".user-menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) menu.open = false;
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    document.querySelectorAll(".user-menu[open]").forEach(function (menu) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    });
+  });
+
+  // The theme toggle: dark or light whatever the system says, remembered in this browser
+  // (base.html applies the remembered one before the first paint).
+  const darkScheme = window.matchMedia("(prefers-color-scheme: dark)");
+  function isDark() {
+    const picked = document.documentElement.dataset.theme;
+    return picked ? picked === "dark" : darkScheme.matches;
+  }
+  function showTheme() {
+    document.querySelectorAll("[data-theme-toggle]").forEach(function (button) {
+      button.setAttribute("aria-pressed", String(isDark()));
+    });
+  }
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest("[data-theme-toggle]")) return;
+    const theme = isDark() ? "light" : "dark";
+    document.documentElement.dataset.theme = theme;
+    try { localStorage.setItem("theme", theme); } catch (error) { /* kept for this page only */ }
+    showTheme();
+  });
+  darkScheme.addEventListener("change", showTheme);
+
+  // The edit form: Ctrl/Cmd+Enter submits from anywhere in it; a recent instruction fills the
+  // instruction field.
+  function setUpShortcuts(form) {
+    form.addEventListener("keydown", function (event) {
+      if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+      event.preventDefault();
+      const button = form.querySelector("[data-submit]");
+      if (button && !button.disabled) form.requestSubmit(button);
+    });
+    form.addEventListener("click", function (event) {
+      const button = event.target.closest("[data-use-prompt]");
+      if (!button) return;
+      const field = form.querySelector("[name=prompt]");
+      field.value = button.dataset.usePrompt;
+      field.focus();
+    });
+  }
+
+  // The history's selection bar: shown while edits are ticked, with how many.
+  function showSelection() {
+    const bar = document.querySelector("[data-selection-bar]");
+    if (!bar) return;
+    const count = document.querySelectorAll("input[name=selected]:checked").length;
+    bar.hidden = count === 0;
+    bar.querySelector("[data-selection-count]").textContent = count + " selected";
+    document.body.classList.toggle("selecting", count > 0);
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("input[name=selected]")) showSelection();
+  });
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest("[data-clear-selection]")) return;
+    document.querySelectorAll("input[name=selected]:checked").forEach(function (box) {
+      box.checked = false;
+    });
+    showSelection();
+  });
+  document.addEventListener("htmx:afterSettle", showSelection);
+
   document.addEventListener("DOMContentLoaded", function () {
     // A search field asks as you type; its change event on leaving would ask again, adding the
     // same address to the history a second time.
@@ -275,5 +363,8 @@
     if (problems) problems.focus();
     document.querySelectorAll("[data-dropzone]").forEach(setUp);
     document.querySelectorAll("#edit-form").forEach(preventDoubleSubmit);
+    document.querySelectorAll("#edit-form").forEach(setUpShortcuts);
+    showTheme();
+    showSelection();
   });
 })();

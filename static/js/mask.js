@@ -143,7 +143,15 @@
     function layout() {
       if (!image || fieldset.hidden) return;
       const maxWidth = stage.clientWidth || image.width;
-      const maxHeight = window.innerHeight * 0.7;
+      let maxHeight = window.innerHeight * 0.7;
+      // On wide screens the image pane is the window's height (see .canvas-pane): the canvas
+      // takes what its scrolling area has left, so the instruction and Submit stay in view.
+      const area = stage.closest(".stage-area");
+      if (area && getComputedStyle(area).overflowY === "auto") {
+        const below = fieldset.getBoundingClientRect().bottom - stage.getBoundingClientRect().bottom;
+        maxHeight = area.getBoundingClientRect().bottom - stage.getBoundingClientRect().top - below;
+      }
+      maxHeight = Math.max(200, maxHeight);
       const cssWidth = Math.max(1, Math.min(maxWidth, maxHeight * image.width / image.height));
       const ratio = window.devicePixelRatio || 1;
       canvas.width = Math.round(cssWidth * ratio);

@@ -1,0 +1,51 @@
+"""axe-core (axe-playwright-python) on every main page, in the light and the dark theme: no
+serious or critical violation (contrast, names and labels, landmarks...)."""
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+
+from imageedits.edits import images, services, sharing
+from imageedits.edits.models import Edit
+
+from .conftest import log_in, make_png, run_edit
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+AXE = Axe()
+
+
+def problems(page) -> list[str]:
+    """The serious and critical violations on the page, a line each with where they are."""
+    found = AXE.run(page).response["violations"]
+    return [
+        f"{page.url} {violation['id']} ({violation['impact']}): {violation['help']} at "
+        + ", ".join(str(node["target"]) for node in violation["nodes"][:5])
+        for violation in found
+        if violation["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_main_page_passes_axe(page, alice, theme):
+    upload = images.reencode(make_png(320, 240))
+    edit = services.create_edit(
+        alice, services.NewEdit("make it sepia", "gpt-image-2", "", [upload], [], candidates=2)
+    )
+    run_edit(edit)
+    Edit.objects.create(
+        owner=alice, prompt="a famous painting", model="gpt-image-2", status=Edit.Status.FAILED,
+        error_message="The prompt was rejected by content moderation.",
+    )  # fmt: skip
+    _, token = sharing.create(edit, include_inputs=True, expires_in_days=None)
+    page.emulate_media(color_scheme=theme)
+
+    found = []
+    page.goto("/login/")
+    found += problems(page)
+    log_in(page)
+    found += problems(page)  # the new edit form
+    for path in ("/edits/", edit.get_absolute_url(), f"/s/{token}/", "/edits/999999/"):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        found += problems(page)
+    assert found == []
