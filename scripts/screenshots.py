@@ -80,6 +80,13 @@ def make_history(app, simulator) -> dict[str, str]:
     wait_until_ended(browser, failed)
     answer = browser.post(f"/edits/{done[0]}/share/", data={"include_inputs": "on"})
     token = re.search(r"/s/([^/\"<\s]+)/", answer.text)[1]
+    # A team with an invitation waiting, two edits shared with it and a comment on one.
+    team = browser.post("/teams/", data={"name": "Design"})
+    team_path = re.search(r"/teams/\d+/$", str(team.url))[0]
+    browser.post(f"{team_path}invite/", data={"who": "person1"}).raise_for_status()
+    for edit_id in done[:2]:
+        browser.post(f"/edits/{edit_id}/team/").raise_for_status()
+    browser.post(f"/edits/{done[0]}/comments/", data={"text": "Warmer than the brief asked."})
     simulator.config.latency = 600  # the next edit stays under way while it is photographed
     running = submit(browser, "turn the sky into a sunset", image)
     browser.close()
@@ -88,6 +95,9 @@ def make_history(app, simulator) -> dict[str, str]:
         "edit": f"/edits/{done[0]}/",
         "running": f"/edits/{running}/",
         "shared": f"/s/{token}/",
+        "team": team_path,
+        "team-feed": f"{team_path}feed/",
+        "usage": "/usage/",
     }
 
 

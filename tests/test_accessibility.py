@@ -4,7 +4,7 @@ serious or critical violation (contrast, names and labels, landmarks...)."""
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from imageedits.edits import images, services, sharing
+from imageedits.edits import images, services, sharing, teams
 from imageedits.edits.models import Edit
 
 from .conftest import log_in, make_png, run_edit
@@ -26,7 +26,7 @@ def problems(page) -> list[str]:
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_every_main_page_passes_axe(page, alice, theme):
+def test_every_main_page_passes_axe(page, alice, bob, theme):
     upload = images.reencode(make_png(320, 240))
     edit = services.create_edit(
         alice, services.NewEdit("make it sepia", "gpt-image-2", "", [upload], [], candidates=2)
@@ -37,6 +37,18 @@ def test_every_main_page_passes_axe(page, alice, theme):
         error_message="The prompt was rejected by content moderation.",
     )  # fmt: skip
     _, token = sharing.create(edit, include_inputs=True, expires_in_days=None)
+    # A team with bob, whose shared edit alice reviews, and an invitation waiting for carol.
+    team = teams.create_team(alice, "Design")
+    team.members.add(bob)
+    bobs_edit = services.create_edit(
+        bob, services.NewEdit("make it blue", "gpt-image-2", "", [upload], [])
+    )
+    run_edit(bobs_edit)
+    Edit.objects.filter(pk=bobs_edit.pk).update(shared_with_team=True)
+    teams.record_shared(bobs_edit)
+    teams.add_comment(bobs_edit, bob, "@alice what do you think?")
+    teams.set_status(bobs_edit, bob, "in_review")
+    teams.invite(team, alice, "carol@example.com")
     page.emulate_media(color_scheme=theme)
 
     found = []
@@ -44,7 +56,13 @@ def test_every_main_page_passes_axe(page, alice, theme):
     found += problems(page)
     log_in(page)
     found += problems(page)  # the new edit form
-    for path in ("/edits/", edit.get_absolute_url(), f"/s/{token}/", "/edits/999999/"):
+    paths = [
+        "/edits/", edit.get_absolute_url(), f"/s/{token}/", "/edits/999999/",
+        f"/team/edits/{bobs_edit.pk}/", "/teams/", f"/teams/{team.pk}/",
+        f"/teams/{team.pk}/feed/", "/notifications/", "/usage/", f"/usage/team/{team.pk}/",
+        "/settings/tokens/",
+    ]  # fmt: skip
+    for path in paths:
         page.goto(path)
         page.wait_for_load_state("networkidle")
         found += problems(page)

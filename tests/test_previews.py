@@ -8,8 +8,8 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 
-from imageedits.edits import images, services
-from imageedits.edits.models import Edit
+from imageedits.edits import images, services, sharing
+from imageedits.edits.models import Edit, Team
 
 from .conftest import get_image, make_png, run_edit
 
@@ -68,3 +68,36 @@ def test_images_stored_before_previews_existed_are_shown_as_stored(logged_in, la
         shown = get_image(logged_in, reverse("edit-image", args=[large_edit.pk, kind, 0]))
         full = get_image(logged_in, reverse("edit-image", args=[large_edit.pk, stored, 0]))
         assert shown.status_code == 200 and shown.content == full.content
+
+
+def test_a_shared_link_shows_webp_previews_linking_to_the_full_png(client, large_edit):
+    _, token = sharing.create(large_edit, include_inputs=True, expires_in_days=None)
+    page = client.get(reverse("shared", args=[token])).content.decode()
+    result_url = reverse("shared-image", args=[token, "result", 0])
+    preview_url = reverse("shared-image", args=[token, "preview", 0])
+    input_preview_url = reverse("shared-image", args=[token, "input-preview", 0])
+    shown = re.search(r'<a href="([^"]+)">\s*<img src="([^"]+)" alt="Edited image 1"', page)
+    assert shown.groups() == (result_url, preview_url)
+    assert f'<img src="{input_preview_url}" alt="Input image 1"' in page
+    for url in (preview_url, input_preview_url):
+        preview = served_image(client, url)
+        assert preview.format == "WEBP" and max(preview.size) == images.PREVIEW_SIDE
+    assert served_image(client, result_url).size == (1024, 768)
+
+
+def test_a_link_without_inputs_serves_no_input_preview(client, large_edit):
+    _, token = sharing.create(large_edit, include_inputs=False, expires_in_days=None)
+    url = reverse("shared-image", args=[token, "input-preview", 0])
+    assert client.get(url).status_code == 404
+
+
+def test_a_teammate_sees_webp_previews_linking_to_the_full_png(client, bob, large_edit):
+    Team.objects.create(name="Design").members.add(large_edit.owner, bob)
+    Edit.objects.filter(pk=large_edit.pk).update(shared_with_team=True)
+    client.force_login(bob)
+    page = client.get(reverse("team-edit", args=[large_edit.pk])).content.decode()
+    result_url = reverse("team-image", args=[large_edit.pk, "result", 0])
+    preview_url = reverse("team-image", args=[large_edit.pk, "preview", 0])
+    shown = re.search(r'<a href="([^"]+)">\s*<img src="([^"]+)" alt="Edited image 1"', page)
+    assert shown.groups() == (result_url, preview_url)
+    assert served_image(client, preview_url).format == "WEBP"

@@ -494,7 +494,9 @@ def shared(request: HttpRequest, token: str) -> HttpResponse:
 @_share_page
 def shared_image(request: HttpRequest, token: str, kind: str, position: int) -> HttpResponse:
     link = sharing.active_link(token)
-    allowed = {"result", "thumbnail", "input"} if link.include_inputs else {"result", "thumbnail"}
+    allowed = {"result", "preview", "thumbnail"}
+    if link.include_inputs:
+        allowed |= {"input", "input-preview"}
     return _shared_headers(_image_response(_stored_image(link.edit, kind, position, allowed)))
 
 
