@@ -697,8 +697,8 @@ class Batch(models.Model):
     batches.release, so that a batch never sends all of its requests at once."""
 
     class Kind(models.TextChoices):
-        BATCH = "batch"
-        COMPARE = "compare"
+        BATCH = "batch", "Batch"
+        COMPARE = "compare", "Comparison"
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches"
