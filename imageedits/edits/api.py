@@ -1,4 +1,4 @@
-"""The JSON API, /api/v1/: edits made, read, listed and downloaded, and share links, for
+"""The JSON API, /api/v1/: edits made, read, listed and downloaded, share links, and batches, for
 scripts and integrations, with personal tokens (api_tokens.py).
 
 Built with django-ninja: the pydantic schemas (api_schemas.py) check what comes in and make the
@@ -29,9 +29,11 @@ from pydantic import ValidationError as SchemaError
 
 from imageedits import logfilters
 
-from . import api_tokens, catalog, forms, services, sharing, storage, throttle, usage
+from . import api_tokens, batches, catalog, forms, services, sharing, storage, throttle, usage
 from .api_schemas import (
     ERRORS,
+    BatchIn,
+    BatchOut,
     EditIn,
     EditOut,
     EditPageOut,
@@ -39,12 +41,14 @@ from .api_schemas import (
     NewShareLinkOut,
     ShareLinkIn,
     ShareLinkOut,
+    batch_detail,
     edit_detail,
     edit_summary,
     share_link,
 )
+from .batch_forms import BatchForm
 from .gallery import PAGE_SIZE, GalleryFilter
-from .models import Edit
+from .models import Batch, Edit
 
 logger = logging.getLogger(__name__)
 # Ids beyond what the database holds are simply not found.
@@ -403,3 +407,68 @@ def revoke_share_link(
     """The link stops working at once (it stays listed, revoked)."""
     get_object_or_404(_owned_edit(request, edit_id).share_links, pk=link_id).revoke()
     return Status(204, None)
+
+
+# --- Batches -------------------------------------------------------------------------------
+
+
+@api.post(
+    "/batches/",
+    url_name="batch-create",
+    summary="Start a batch",
+    response={201: BatchOut, 402: ErrorOut, 429: ErrorOut, **ERRORS},
+)
+def create_batch(request: HttpRequest, new: BatchIn):
+    """One instruction, model and settings over many images by URL (up to the batch limit),
+    each its own edit. Checked as the batch page checks it; the batch counts as one edit
+    against the limits (429) and with its whole cost against the monthly budgets (402). Its
+    edits run a few at a time; read the batch again until `finished`."""
+    owner = request.auth
+    if problem := throttle.edit_limit_problem(owner):  # before any image URL is fetched
+        raise ApiError(429, "limit_reached", problem)
+    unknown = sorted(set(new.params) - set(forms.PARAMS))
+    if unknown:
+        raise ApiError(400, "invalid", f"Unknown parameter “{unknown[0][:40]}”.")
+    data = QueryDict(mutable=True)
+    data.update(new.params)
+    data.update({
+        "prompt": new.prompt, "model": new.model, "size": new.size,
+        "candidates": str(new.candidates), "image_urls": "\n".join(new.image_urls),
+    })  # fmt: skip
+    form = BatchForm(data, MultiValueDict(), owner=owner)
+    if not form.is_valid():
+        fields = {
+            "request" if name == "__all__" else name: [error["message"] for error in errors]
+            for name, errors in form.errors.get_json_data().items()
+        }
+        raise ApiError(400, "invalid", next(iter(fields.values()))[0], fields)
+    cleaned = form.cleaned_data
+    try:
+        model = catalog.MODELS[cleaned["model"]]
+        named = batches.collect_images(model, [], None, cleaned["image_urls"])
+        wanted = batches.Settings(
+            cleaned["prompt"], model.name, cleaned["size"], cleaned["params"],
+            cleaned["candidates"],
+        )  # fmt: skip
+        batch = batches.start_batch(owner, wanted, named)
+    except batches.BatchRefused as refusal:
+        raise ApiError(400, "invalid", str(refusal)) from refusal
+    except usage.BudgetExceeded as refusal:
+        raise ApiError(402, "budget_exceeded", str(refusal)) from refusal
+    except throttle.LimitReached as refusal:
+        raise ApiError(429, "limit_reached", str(refusal)) from refusal
+    return Status(201, batch_detail(request, batch, batches.progress(batch)))
+
+
+@api.get(
+    "/batches/{batch_id}/",
+    url_name="batch",
+    summary="Read a batch",
+    response={200: BatchOut, **ERRORS},
+)
+def read_batch(
+    request: HttpRequest, batch_id: int = Path(..., ge=1, le=MAX_ID, description="The id.")
+):
+    """A batch or comparison: how many of its edits are in each status, and each edit."""
+    batch = get_object_or_404(Batch, pk=batch_id, owner=request.auth)
+    return batch_detail(request, batch, batches.progress(batch))
