@@ -121,3 +121,28 @@ def test_a_model_that_cannot_take_the_image_is_named_on_the_page(page, alice):
     expect(page.get_by_role("alert")).to_contain_text(
         "dall-e-2 needs square images; “wide.png” is 64x48."
     )
+
+
+def test_a_folder_chosen_brings_its_images_only_and_the_cost_follows_the_model(
+    page, alice, tmp_path
+):
+    folder = tmp_path / "holiday"
+    (folder / "day-2").mkdir(parents=True)
+    (folder / "beach.png").write_bytes(make_png())
+    (folder / "day-2" / "hill.png").write_bytes(make_png())
+    (folder / "notes.txt").write_text("not an image")
+    log_in(page)
+    page.goto("/batches/new/")
+
+    page.get_by_label("Folder of images").set_input_files(folder)
+
+    expect(page.get_by_text("2 images chosen.")).to_be_visible()
+    page.get_by_label("Image URLs").fill(
+        "https://example.com/one.png\n\nhttps://example.com/two.png"
+    )
+    page.get_by_label("Results per image").fill("2")
+    with page.expect_response("**/edits/new/params/**"):
+        page.get_by_label("Model").select_option("nano-banana-pro")
+    expect(
+        page.get_by_text("Batch cost: 4 images × 2 results × 0.35 = 2.80 credits.")
+    ).to_be_visible()

@@ -128,3 +128,26 @@ def test_a_batch_is_not_a_comparison_and_the_list_shows_only_ones_own(client, al
     assert "Comparison" in client.get(reverse("batch-list")).content.decode()
     client.force_login(bob)
     assert "make it a watercolour" not in client.get(reverse("batch-list")).content.decode()
+
+
+def test_an_image_by_url_is_fetched_once_and_sent_to_each_model(logged_in, simulator):
+    url = f"{simulator.url}/samples/square.png"
+    data = {
+        "prompt": "make it a watercolour",
+        "models": ["gpt-image-2", "dall-e-2"],
+        "image_url": url,
+    }
+    response = logged_in.post(reverse("compare-new"), data)
+    assert response.status_code == 302
+    run_tasks()
+    edits = Batch.objects.get().edits.all()
+    assert {edit.status for edit in edits} == {Edit.Status.SUCCEEDED}
+    assert {edit.batch_name for edit in edits} == {"square.png"}
+    assert all(edit.inputs.get().file for edit in edits)  # stored, not passed on as a URL
+
+
+def test_an_image_and_a_url_together_are_refused(logged_in, simulator):
+    response = post_compare(logged_in, image_url=f"{simulator.url}/samples/square.png")
+    assert "Give one image: upload a file or give its URL, not both." in response.content.decode()
+    response = logged_in.post(reverse("compare-new"), {"prompt": "p", "models": MODELS})
+    assert "Give the image to compare: upload a file or give its URL." in response.content.decode()
