@@ -151,3 +151,10 @@ def test_an_image_and_a_url_together_are_refused(logged_in, simulator):
     assert "Give one image: upload a file or give its URL, not both." in response.content.decode()
     response = logged_in.post(reverse("compare-new"), {"prompt": "p", "models": MODELS})
     assert "Give the image to compare: upload a file or give its URL." in response.content.decode()
+
+
+def test_an_image_over_the_upload_limit_is_refused_with_the_limit(logged_in, settings):
+    settings.EDIT_MAX_UPLOAD_BYTES = 100
+    page = post_compare(logged_in).content.decode().replace("\xa0", " ")
+    assert "“cat.png” is 149 bytes; the limit is 100 bytes per image." in page
+    assert not Edit.objects.exists()

@@ -108,6 +108,4 @@ class CompareForm(forms.Form):
             self.add_error("image", "Give the image to compare: upload a file or give its URL.")
         elif given == 2:
             self.add_error("image", "Give one image: upload a file or give its URL, not both.")
-        if cleaned.get("image") and cleaned["image"].size > settings.EDIT_MAX_UPLOAD_BYTES:
-            self.add_error("image", "The image is larger than an edit takes.")
         return cleaned

@@ -4,6 +4,7 @@ several models); the rules are in batches.py."""
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -26,7 +27,7 @@ def _get_batch_for_user(request: HttpRequest, batch_id: int, kind: str) -> Batch
 @login_required
 @require_GET
 def batch_list(request: HttpRequest) -> HttpResponse:
-    groups = request.user.batches.all()[:50]
+    groups = request.user.batches.annotate(edit_count=Count("edits"))[:50]
     return render(request, "batches/list.html", {"groups": groups})
 
 
@@ -142,7 +143,10 @@ def batch_download(request: HttpRequest, batch_id: int) -> StreamingHttpResponse
 def compare_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and _request_bytes(request) > settings.EDIT_MAX_REQUEST_BYTES:
         form = CompareForm()
-        form.add_error(None, "The image is larger than an edit takes.")
+        form.add_error(
+            None,
+            f"The image is larger than {filesizeformat(settings.EDIT_MAX_REQUEST_BYTES)}.",
+        )
         return _compare_form(request, form, status=413)
     form = CompareForm(request.POST or None, request.FILES or None)
     problems = []

@@ -99,6 +99,7 @@ def collect_images(
 def read_one(upload, url: str) -> NamedImage:
     """A comparison's image: the uploaded file decoded, or the image at the URL fetched."""
     if upload:
+        _check_bytes(upload.name, upload.size)
         return _decoded(upload.name, upload.file, None)
     try:
         return NamedImage(_url_name(url), fetch.fetch_image(url))

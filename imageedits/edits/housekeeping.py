@@ -76,6 +76,7 @@ def reap() -> dict[str, int]:
     # (cancelled on its page, or its worker died while settling it).
     for batch_id in (
         Batch.objects.filter(edits__status=Edit.Status.QUEUED, edits__enqueued_at=None)
+        .order_by()
         .distinct()
         .values_list("pk", flat=True)
     ):

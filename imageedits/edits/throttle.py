@@ -36,7 +36,7 @@ def edit_limit_problem(owner) -> str | None:
 def _counted(edits) -> int:
     """Edits as the limits count them: a batch or comparison (Edit.batch) counts as one."""
     alone = edits.filter(batch=None).count()
-    return alone + edits.exclude(batch=None).values("batch").distinct().count()
+    return alone + edits.exclude(batch=None).order_by().values("batch").distinct().count()
 
 
 class LimitReached(Exception):
