@@ -1,14 +1,17 @@
 """The JSON API's batches: made from image URLs with the batch page's rules and limits, read
 back with their edits by status; errors in the API's shape; someone else's is not found."""
 
+import io
+import zipfile
 from decimal import Decimal
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from imageedits.edits import api_tokens
 from imageedits.edits.models import Batch, Edit, PersonBudget
 
-from .conftest import run_tasks
+from .conftest import make_png, run_tasks
 from .test_api import Api
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,3 +95,42 @@ def test_another_persons_batch_is_not_found(api, bob):
     response = api.get(f"{BATCHES}{batch.pk}/")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_batch_is_made_from_files_and_a_zip_as_a_multipart_form(api, alice):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("trip/hill.png", make_png())
+    fields = {
+        "prompt": "make it sepia", "model": "nano-banana", "quality": "",
+        "images": [SimpleUploadedFile("beach.png", make_png(), content_type="image/png")],
+        "archive": SimpleUploadedFile("trip.zip", archive.getvalue()),
+    }  # fmt: skip
+    response = api.post_form(BATCHES, fields)
+    assert response.status_code == 201
+    assert response.json()["total"] == 2
+    batch = Batch.objects.get()
+    assert sorted(batch.edits.values_list("batch_name", flat=True)) == [
+        "beach.png",
+        "trip/hill.png",
+    ]
+    assert set(batch.edits.values_list("model", flat=True)) == {"nano-banana"}
+
+
+def test_a_zip_with_an_unsafe_name_is_a_400(api):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("../hill.png", make_png())
+    response = api.post_form(
+        BATCHES, {"prompt": "p", "archive": SimpleUploadedFile("a.zip", archive.getvalue())}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        "The ZIP holds a file with an unsafe name, “../hill.png”."
+    )
+
+
+def test_a_batch_in_another_format_is_a_415(api):
+    response = api.client.post(BATCHES, "prompt=p", content_type="text/plain")
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
