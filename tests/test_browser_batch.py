@@ -146,3 +146,37 @@ def test_a_folder_chosen_brings_its_images_only_and_the_cost_follows_the_model(
     expect(
         page.get_by_text("Batch cost: 4 images × 2 results × 0.35 = 2.80 credits.")
     ).to_be_visible()
+
+
+def test_failed_images_are_retried_and_a_batch_under_way_is_cancelled(
+    page, alice, worker, simulator
+):
+    simulator.inject("forbidden", times=1)
+    log_in(page)
+    page.goto("/batches/new/")
+    page.get_by_label("Images", exact=True).set_input_files([image("a.png"), image("b.png")])
+    page.get_by_label("Instruction").fill("Make it sepia")
+    page.get_by_role("button", name="Start batch").click()
+    expect(page.get_by_text("1 succeeded · 1 failed")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("listitem").filter(has_text="Failed")).to_have_count(1)
+
+    page.get_by_role("button", name="Retry failed").click()
+
+    expect(page.get_by_text("1 failed edit queued again.")).to_be_visible()
+    expect(page.get_by_text("2 succeeded · 0 failed")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("button", name="Retry failed")).to_have_count(0)
+
+
+def test_a_queued_batch_is_cancelled_from_its_page(page, alice):
+    log_in(page)  # no worker: the batch stays queued
+    page.goto("/batches/new/")
+    page.get_by_label("Images", exact=True).set_input_files([image("a.png"), image("b.png")])
+    page.get_by_label("Instruction").fill("Make it sepia")
+    page.get_by_role("button", name="Start batch").click()
+    expect(page.get_by_text("0 running · 2 queued")).to_be_visible()
+
+    page.get_by_role("button", name="Cancel batch").click()
+
+    expect(page.get_by_text("2 edits cancelled.")).to_be_visible()
+    expect(page.get_by_text("Progress: 2 of 2 ended")).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel batch")).to_have_count(0)
