@@ -6,11 +6,12 @@ import base64
 import io
 import re
 import zipfile
+from decimal import Decimal
 
 import pytest
 from playwright.sync_api import expect
 
-from imageedits.edits.models import Batch
+from imageedits.edits.models import Batch, PersonBudget
 
 from .conftest import log_in, make_png
 
@@ -180,3 +181,23 @@ def test_a_queued_batch_is_cancelled_from_its_page(page, alice):
     expect(page.get_by_text("2 edits cancelled.")).to_be_visible()
     expect(page.get_by_text("Progress: 2 of 2 ended")).to_be_visible()
     expect(page.get_by_role("button", name="Cancel batch")).to_have_count(0)
+
+
+def test_the_budget_left_is_shown_and_a_batch_past_it_refused_as_a_whole(page, alice):
+    PersonBudget.objects.create(person=alice, monthly_budget=Decimal("0.12"))
+    log_in(page)
+    page.goto("/batches/new/")
+    # (the new-edit form's budget lines, for one edit, are hidden on this page)
+    budget = page.locator("p:visible", has_text="Your monthly budget: 0.12 of 0.12 credits left")
+    expect(budget).to_have_text("Your monthly budget: 0.12 of 0.12 credits left this month.")
+    files = [image(f"{name}.png") for name in ("a", "b", "c")]
+    page.get_by_label("Images", exact=True).set_input_files(files)
+    expect(budget).to_contain_text("not enough for this batch")
+    page.get_by_label("Instruction").fill("Make it sepia")
+
+    page.get_by_role("button", name="Start batch").click()
+
+    expect(page.get_by_role("alert")).to_have_text(
+        "This batch of 3 edits costs 0.15 credits; your monthly budget has 0.12 left."
+    )
+    assert not Batch.objects.exists()

@@ -62,14 +62,18 @@
       const candidates = Math.max(1, parseInt(form.querySelector("[name=candidates]").value, 10) || 1);
       const price = prices[model];
       const zipNote = zip ? " plus the images in the ZIP (counted on upload)" : "";
+      const total = price ? count * candidates * parseFloat(price) : 0;
+      form.querySelectorAll("[data-budget-left]").forEach(function (line) {
+        const short = total > parseFloat(line.dataset.budgetLeft);
+        line.querySelector("[data-budget-short]").textContent = short ? ", not enough for this batch" : "";
+      });
       if (!count && !zip) {
         costLine.textContent = "Batch cost: choose images to see it.";
       } else if (!price) {
         costLine.textContent = "Batch: " + count + " image" + (count === 1 ? "" : "s") + zipNote + "; no price is configured for " + model + ".";
       } else {
-        const total = (count * candidates * parseFloat(price)).toFixed(2);
         costLine.textContent = "Batch cost: " + count + " image" + (count === 1 ? "" : "s") + " × " + candidates +
-          " result" + (candidates === 1 ? "" : "s") + " × " + price + " = " + total + " credits" + zipNote + ".";
+          " result" + (candidates === 1 ? "" : "s") + " × " + price + " = " + total.toFixed(2) + " credits" + zipNote + ".";
       }
     }
 
