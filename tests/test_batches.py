@@ -188,13 +188,22 @@ def test_the_reaper_leaves_held_edits_alone_and_releases_where_there_is_room(ali
     settings.REAP_STALE_AFTER = 0
     batch = make_batch(alice, count=3)
     first = batch.edits.order_by("pk").first()
-    first.cancel()  # on its own page: nothing released the next one
+    first.cancel()  # as if its worker had died before releasing the next one
 
     counts = housekeeping.reap()
 
     assert counts["released"] == 1
     assert batch.held().count() == 0
     assert counts["requeued_edits"] == 1  # the other released edit, stale at once here
+
+
+def test_an_edit_cancelled_on_its_own_page_makes_room_for_the_next(logged_in, alice, settings):
+    settings.BATCH_CONCURRENCY = 1
+    batch = make_batch(alice, count=2)
+    first, second = batch.edits.order_by("pk")
+    logged_in.post(reverse("edit-cancel", args=[first.pk]))
+    assert batch.held().count() == 0
+    assert sorted(task.args for task in queued("start_edit")) == [[first.pk], [second.pk]]
 
 
 def test_a_batch_counts_as_one_edit_against_the_limits(alice, settings):

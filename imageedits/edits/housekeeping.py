@@ -73,7 +73,7 @@ def reap() -> dict[str, int]:
     ):
         counts["settled"] += edit.settle()
     # A batch whose edits wait while there is room: an edit ended without releasing the next
-    # (cancelled on its page, or its worker died while settling it).
+    # (its worker died between settling it and releasing, say).
     for batch_id in (
         Batch.objects.filter(edits__status=Edit.Status.QUEUED, edits__enqueued_at=None)
         .order_by()

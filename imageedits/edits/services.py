@@ -58,7 +58,7 @@ def submit(owner, new: NewEdit) -> Edit:
 
 def create_edit(owner, new: NewEdit, batch=None) -> Edit:
     """Store the edit, its inputs and its requests in one transaction, and queue its run once
-    committed; an edit of a batch is held instead, for batches.release to queue."""
+    committed; an edit of a batch is held instead, for pipeline.release to queue."""
     model = catalog.MODELS[new.model]
     mask = new.mask if model.takes_mask else None
     stored: list[str] = []
