@@ -158,3 +158,10 @@ def test_an_image_over_the_upload_limit_is_refused_with_the_limit(logged_in, set
     page = post_compare(logged_in).content.decode().replace("\xa0", " ")
     assert "“cat.png” is 149 bytes; the limit is 100 bytes per image." in page
     assert not Edit.objects.exists()
+
+
+def test_each_edit_page_links_back_to_its_comparison(logged_in):
+    post_compare(logged_in)
+    batch = Batch.objects.get()
+    page = logged_in.get(batch.edits.first().get_absolute_url()).content.decode()
+    assert f'<a href="{batch.get_absolute_url()}">Comparison {batch.pk}</a>' in page
