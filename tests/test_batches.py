@@ -290,3 +290,10 @@ def test_another_persons_batch_is_not_found(client, alice, bob, name, method):
     client.force_login(bob)
     assert getattr(client, method)(reverse(name, args=[batch.pk])).status_code == 404
     assert batch.edits.get().status == Edit.Status.QUEUED  # bob's cancel did nothing
+
+
+def test_the_admin_lists_batches(client, alice, django_user_model):
+    make_batch(alice, count=1)
+    client.force_login(django_user_model.objects.create_superuser("root", "r@example.com", "pw"))
+    page = client.get(reverse("admin:edits_batch_changelist")).content.decode()
+    assert "make it sepia" in page
