@@ -90,7 +90,7 @@ def test_picking_one_stores_it_on_the_comparison_and_marks_it(logged_in, alice):
     batch.refresh_from_db()
     assert batch.chosen_edit == picked
     page = logged_in.get(batch.get_absolute_url()).content.decode()
-    assert page.count("Choose this one") == 2 and "Chosen" in page
+    assert page.count('<button type="submit">Choose ') == 2 and "Chosen" in page
 
 
 def test_an_edit_without_a_result_cannot_be_picked(logged_in, alice):
