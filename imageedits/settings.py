@@ -235,6 +235,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 EDIT_MAX_UPLOAD_BYTES = envint("EDIT_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 # All of one edit's uploads together (Django itself caps form fields, not files).
 EDIT_MAX_REQUEST_BYTES = envint("EDIT_MAX_REQUEST_BYTES", 200 * 1024 * 1024)
+# Batches (one instruction over many images): how many images one may hold, all its uploads
+# together (files or one ZIP), and how many of its edits may be under way at once.
+BATCH_MAX_IMAGES = envint("BATCH_MAX_IMAGES", 200)
+BATCH_MAX_REQUEST_BYTES = envint("BATCH_MAX_REQUEST_BYTES", 1024 * 1024 * 1024)
+BATCH_CONCURRENCY = envint("BATCH_CONCURRENCY", 4)
+# Django refuses a request with more files than this: a batch may hold BATCH_MAX_IMAGES.
+DATA_UPLOAD_MAX_NUMBER_FILES = BATCH_MAX_IMAGES + 10
 
 # The upstream images API. Without OPENAI_BASE_URL the app talks to the offline simulator
 # (`python -m imageedits.simulator`, started by `make run`).

@@ -3,7 +3,15 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from imageedits.edits import health, metrics, team_views, token_views, usage_views, views
+from imageedits.edits import (
+    batch_views,
+    health,
+    metrics,
+    team_views,
+    token_views,
+    usage_views,
+    views,
+)
 from imageedits.edits.api import api
 from imageedits.edits.throttle import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 
@@ -79,6 +87,21 @@ urlpatterns = [
     path("edits/<int:edit_id>/comments/", team_views.comment, name="edit-comment"),
     path("edits/<int:edit_id>/review/status/", team_views.review_status, name="edit-review-status"),
     path("notifications/", team_views.notifications, name="notifications"),
+    path("batches/", batch_views.batch_list, name="batch-list"),
+    path("batches/new/", batch_views.batch_new, name="batch-new"),
+    path("batches/<int:batch_id>/", batch_views.batch_detail, name="batch-detail"),
+    path("batches/<int:batch_id>/status/", batch_views.batch_status, name="batch-status"),
+    path("batches/<int:batch_id>/retry/", batch_views.batch_retry, name="batch-retry"),
+    path("batches/<int:batch_id>/cancel/", batch_views.batch_cancel, name="batch-cancel"),
+    path("batches/<int:batch_id>/results.zip", batch_views.batch_download, name="batch-download"),
+    path("compare/new/", batch_views.compare_new, name="compare-new"),
+    path("compare/<int:batch_id>/", batch_views.compare_detail, name="compare-detail"),
+    path("compare/<int:batch_id>/status/", batch_views.compare_status, name="compare-status"),
+    path(
+        "compare/<int:batch_id>/choose/<int:edit_id>/",
+        batch_views.compare_choose,
+        name="compare-choose",
+    ),
     path("usage/", usage_views.person, name="usage"),
     path("usage.csv", usage_views.person_csv, name="usage-csv"),
     path("usage/team/<int:team_id>/", usage_views.team, name="usage-team"),

@@ -17,6 +17,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from imageedits.edits import api_tokens, images, services
+from imageedits.edits.models import Batch
 
 from .conftest import make_png, run_edit
 
@@ -47,7 +48,10 @@ def alices_rows(alice) -> dict:
     edit = services.create_edit(alice, services.NewEdit("blur", "gpt-image-2", "", [upload], []))
     run_edit(edit)
     link = edit.share_links.create(token_hash="0" * 64)
-    return {"edit_id": edit.pk, "position": 0, "link_id": link.pk}
+    batch = Batch.objects.create(owner=alice, kind=Batch.Kind.BATCH, prompt="blur")
+    edit.batch = batch
+    edit.save(update_fields=["batch"])
+    return {"edit_id": edit.pk, "position": 0, "link_id": link.pk, "batch_id": batch.pk}
 
 
 def test_the_api_conforms_to_its_schema(api_schema, alice, alices_rows, simulator):
@@ -55,7 +59,7 @@ def test_the_api_conforms_to_its_schema(api_schema, alice, alices_rows, simulato
     new_edit = {"prompt": "blur", "image_urls": [f"{simulator.url}/samples/square.png"]}
     answered: set[int] = set()
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 7
+    assert len(operations) == 9
     for operation in operations:
         # Generated ids are almost never real: half the cases are about alice's own rows.
         names = {param.name for param in operation.path_parameters}
@@ -63,6 +67,8 @@ def test_the_api_conforms_to_its_schema(api_schema, alice, alices_rows, simulato
         strategies = [operation.as_strategy(), operation.as_strategy(path_parameters=real)]
         if operation.method == "post" and operation.path == "/api/v1/edits/":
             # and a valid edit, which then runs
+            strategies.append(operation.as_strategy(body=new_edit, media_type="application/json"))
+        if operation.method == "post" and operation.path == "/api/v1/batches/":
             strategies.append(operation.as_strategy(body=new_edit, media_type="application/json"))
 
         @given(case=st.one_of(strategies))

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .models import (
+    Batch,
     Collection,
     Edit,
     InputImage,
@@ -96,3 +97,10 @@ class ShareLinkAdmin(admin.ModelAdmin):
     list_display = ["edit", "created_at", "expires_at", "revoked_at", "views", "include_inputs"]
     readonly_fields = ["edit", "token_hash", "created_at", "views"]
     list_select_related = ["edit"]
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "owner", "prompt", "created_at"]
+    list_filter = ["kind"]
+    raw_id_fields = ["owner", "chosen_edit"]

@@ -1,4 +1,4 @@
-"""The JSON API, /api/v1/: edits made, read, listed and downloaded, and share links, for
+"""The JSON API, /api/v1/: edits made, read, listed and downloaded, share links, and batches, for
 scripts and integrations, with personal tokens (api_tokens.py).
 
 Built with django-ninja: the pydantic schemas (api_schemas.py) check what comes in and make the
@@ -29,9 +29,11 @@ from pydantic import ValidationError as SchemaError
 
 from imageedits import logfilters
 
-from . import api_tokens, catalog, forms, services, sharing, storage, throttle, usage
+from . import api_tokens, batches, catalog, forms, services, sharing, storage, throttle, usage
 from .api_schemas import (
     ERRORS,
+    BatchIn,
+    BatchOut,
     EditIn,
     EditOut,
     EditPageOut,
@@ -39,12 +41,14 @@ from .api_schemas import (
     NewShareLinkOut,
     ShareLinkIn,
     ShareLinkOut,
+    batch_detail,
     edit_detail,
     edit_summary,
     share_link,
 )
+from .batch_forms import BatchForm
 from .gallery import PAGE_SIZE, GalleryFilter
-from .models import Edit
+from .models import Batch, Edit
 
 logger = logging.getLogger(__name__)
 # Ids beyond what the database holds are simply not found.
@@ -403,3 +407,123 @@ def revoke_share_link(
     """The link stops working at once (it stays listed, revoked)."""
     get_object_or_404(_owned_edit(request, edit_id).share_links, pk=link_id).revoke()
     return Status(204, None)
+
+
+# --- Batches -------------------------------------------------------------------------------
+
+
+def _batch_multipart_schema() -> dict:
+    """The multipart form of a new batch: BatchIn's fields as form fields, images as files."""
+    schema = BatchIn.model_json_schema()
+    properties = {
+        name: prop
+        for name, prop in schema["properties"].items()
+        if name not in ("params", "image_urls")
+    }
+    binary = {"type": "string", "format": "binary"}
+    properties |= {
+        "images": {"type": "array", "items": binary, "description": "Image files."},
+        "archive": {**binary, "description": "A ZIP of images (folders inside are fine)."},
+        "image_urls": {"type": "array", "items": {"type": "string"},
+                       "description": "Images by URL, besides the files."},
+        **{name: {"type": "string", "description": f"{param.label} (models that take it)."}
+           for name, param in forms.PARAMS.items()},
+    }  # fmt: skip
+    return {"type": "object", "required": ["prompt"], "properties": properties}
+
+
+@api.post(
+    "/batches/",
+    url_name="batch-create",
+    summary="Start a batch",
+    response={201: BatchOut, 402: ErrorOut, 413: ErrorOut, 415: ErrorOut, 429: ErrorOut, **ERRORS},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": BatchIn.model_json_schema()},
+                "multipart/form-data": {"schema": _batch_multipart_schema()},
+            },
+        }
+    },
+)
+def create_batch(request: HttpRequest):
+    """One instruction, model and settings over many images (up to the batch limit), each its
+    own edit: as JSON with image URLs, or as a multipart form with image files, a ZIP of images
+    and URLs. Checked as the batch page checks it; the batch counts as one edit against the
+    limits (429) and with its whole cost against the monthly budgets (402). Its edits run a few
+    at a time; read the batch again until `finished`."""
+    owner = request.auth
+    if _request_bytes(request) > settings.BATCH_MAX_REQUEST_BYTES:
+        raise ApiError(
+            413, "too_large",
+            f"This batch's files add up to more than "
+            f"{filesizeformat(settings.BATCH_MAX_REQUEST_BYTES)}; send fewer or smaller ones.",
+        )  # fmt: skip
+    if problem := throttle.edit_limit_problem(owner):  # before any image URL is fetched
+        raise ApiError(429, "limit_reached", problem)
+    data, files = _batch_input(request)
+    form = BatchForm(data, files, owner=owner)
+    if not form.is_valid():
+        fields = {
+            "request" if name == "__all__" else name: [error["message"] for error in errors]
+            for name, errors in form.errors.get_json_data().items()
+        }
+        raise ApiError(400, "invalid", next(iter(fields.values()))[0], fields)
+    cleaned = form.cleaned_data
+    try:
+        model = catalog.MODELS[cleaned["model"]]
+        named = batches.collect_images(
+            model, cleaned["images"], cleaned["archive"], cleaned["image_urls"]
+        )
+        wanted = batches.Settings(
+            cleaned["prompt"], model.name, cleaned["size"], cleaned["params"],
+            cleaned["candidates"],
+        )  # fmt: skip
+        batch = batches.start_batch(owner, wanted, named)
+    except batches.BatchRefused as refusal:
+        raise ApiError(400, "invalid", str(refusal)) from refusal
+    except usage.BudgetExceeded as refusal:
+        raise ApiError(402, "budget_exceeded", str(refusal)) from refusal
+    except throttle.LimitReached as refusal:
+        raise ApiError(429, "limit_reached", str(refusal)) from refusal
+    return Status(201, batch_detail(request, batch, batches.progress(batch)))
+
+
+def _batch_input(request: HttpRequest) -> tuple[QueryDict, MultiValueDict]:
+    """The request's fields and files as the batch page's form takes them."""
+    if request.content_type == "application/json":
+        try:
+            new = BatchIn.model_validate_json(request.body)
+        except SchemaError as error:
+            problems = [{**e, "loc": ("body", "batch", *e["loc"])} for e in error.errors()]
+            raise ValidationError(problems) from error
+        unknown = sorted(set(new.params) - set(forms.PARAMS))
+        if unknown:
+            raise ApiError(400, "invalid", f"Unknown parameter “{unknown[0][:40]}”.")
+        data = QueryDict(mutable=True)
+        data.update(new.params)
+        data.update({
+            "prompt": new.prompt, "model": new.model, "size": new.size,
+            "candidates": str(new.candidates), "image_urls": "\n".join(new.image_urls),
+        })  # fmt: skip
+        return data, MultiValueDict()
+    if request.content_type == "multipart/form-data":
+        return _form_input(request)  # the fields a batch shares with an edit, and the files
+    raise ApiError(
+        415, "unsupported_media_type", "Send the batch as application/json or multipart/form-data."
+    )
+
+
+@api.get(
+    "/batches/{batch_id}/",
+    url_name="batch",
+    summary="Read a batch",
+    response={200: BatchOut, **ERRORS},
+)
+def read_batch(
+    request: HttpRequest, batch_id: int = Path(..., ge=1, le=MAX_ID, description="The id.")
+):
+    """A batch or comparison: how many of its edits are in each status, and each edit."""
+    batch = get_object_or_404(Batch, pk=batch_id, owner=request.auth)
+    return batch_detail(request, batch, batches.progress(batch))

@@ -8,13 +8,14 @@ places the form reads them."""
 from datetime import datetime
 from typing import Literal
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
 from . import catalog, forms, sharing
-from .models import Edit, ShareLink
+from .models import Batch, Edit, ShareLink
 
 
 class Problem(Schema):
@@ -250,4 +251,77 @@ def share_link(link: ShareLink) -> dict:
         "revoked_at": link.revoked_at,
         "active": link.is_active,
         "views": link.views,
+    }
+
+
+# --- Batches -----------------------------------------------------------------------------------
+
+
+class BatchIn(Schema):
+    """A new batch, as JSON: one instruction, model and settings over many images by URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(description="The instruction for every image.", examples=["make it sepia"])
+    model: str = Field(
+        catalog.DEFAULT_MODEL,
+        description="The model.",
+        json_schema_extra={"enum": list(catalog.MODELS)},
+    )
+    image_urls: list[str] = Field(
+        description="The images, by http(s) URL: each becomes an edit of its own.",
+        examples=[["https://example.com/one.png", "https://example.com/two.png"]],
+        json_schema_extra={"minItems": 1, "maxItems": settings.BATCH_MAX_IMAGES},
+    )
+    size: str = Field("", description="As for an edit.")
+    candidates: int = Field(
+        1,
+        description="How many results for each image.",
+        json_schema_extra={"minimum": 1, "maximum": catalog.MAX_CANDIDATES},
+    )
+    params: dict[str, str] = Field(
+        default_factory=dict, description="The model's extra parameters, as for an edit."
+    )
+
+
+class BatchCountsOut(Schema):
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class BatchOut(Schema):
+    id: int
+    kind: Literal[tuple(Batch.Kind.values)] = Field(
+        description="`batch`: one instruction over many images; `compare`: one image over "
+        "several models."
+    )
+    prompt: str
+    created_at: datetime
+    total: int = Field(description="Its edits.")
+    done: int = Field(description="Its edits that have ended (succeeded, failed or cancelled).")
+    finished: bool = Field(description="Whether every edit has ended.")
+    counts: BatchCountsOut = Field(description="Its edits by status.")
+    credits: float | None = Field(description="What its edits cost, when the prices are known.")
+    web_url: str
+    edits: list[EditSummaryOut]
+
+
+def batch_detail(request: HttpRequest, batch: Batch, progress) -> dict:
+    edits = list(batch.edits.order_by("pk"))
+    prices = [edit.credits for edit in edits]
+    return {
+        "id": batch.pk,
+        "kind": batch.kind,
+        "prompt": batch.prompt,
+        "created_at": batch.created_at,
+        "total": progress.total,
+        "done": progress.done,
+        "finished": progress.finished,
+        "counts": {status: progress.counts.get(status, 0) for status in Edit.Status.values},
+        "credits": None if None in prices else float(sum(prices)),
+        "web_url": request.build_absolute_uri(batch.get_absolute_url()),
+        "edits": [edit_summary(request, edit) for edit in edits],
     }

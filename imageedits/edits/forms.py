@@ -166,6 +166,23 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
+def fitted_input(model: catalog.ImageModel, image: EncodedImage, name: str) -> EncodedImage:
+    """The image as `model` takes it (dall-e-2: one square PNG under 4 MB), converted where it
+    needs another format; ValidationError, naming the image, if the model cannot take it."""
+    if model.square_inputs and image.width != image.height:
+        raise forms.ValidationError(
+            f"{model.name} needs square images; “{name}” is {image.width}x{image.height}."
+        )
+    if model.input_format:
+        image = convert(image, model.input_format)
+    if image.size > model.max_input_bytes:
+        raise forms.ValidationError(
+            f"{model.name} takes images of at most {filesizeformat(model.max_input_bytes)}; "
+            f"“{name}” is {filesizeformat(image.size)} as {image.format}."
+        )
+    return image
+
+
 class EditForm(forms.Form):
     images = MultipleImageField(label="Images", required=False)
     image_urls = forms.CharField(
@@ -494,21 +511,10 @@ class EditForm(forms.Form):
         names = self._input_names
         for index, image in enumerate(uploads):
             name = names[index] if index < len(names) else f"image {index + 1}"
-            if model.square_inputs and image.width != image.height:
-                self.add_error(
-                    "images",
-                    f"{model.name} needs square images; “{name}” is {image.width}x{image.height}.",
-                )
-                return
-            if model.input_format:
-                image = uploads[index] = convert(image, model.input_format)
-            if image.size > model.max_input_bytes:
-                self.add_error(
-                    "images",
-                    f"{model.name} takes images of at most "
-                    f"{filesizeformat(model.max_input_bytes)}; “{name}” is "
-                    f"{filesizeformat(image.size)} as {image.format}.",
-                )
+            try:
+                uploads[index] = fitted_input(model, image, name)
+            except forms.ValidationError as error:
+                self.add_error("images", error)
                 return
 
     def new_edit(self) -> services.NewEdit:

@@ -15,7 +15,7 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from . import pipeline, services, storage
-from .models import Edit, InputImage, ResultImage, Submission
+from .models import Batch, Edit, InputImage, ResultImage, Submission
 
 # django-tasks-db keeps a row for every task, and the row of a task whose worker was killed
 # stays RUNNING for ever (the reaper recovers the edit, not the row). No task runs for a day:
@@ -31,17 +31,24 @@ def reap() -> dict[str, int]:
     stale = now - timedelta(seconds=settings.REAP_STALE_AFTER)
     given_up = stale - timedelta(seconds=settings.CALLBACK_GIVE_UP_AFTER)
     counts = dict.fromkeys(
-        ("worker_lost", "requeued_edits", "requeued_requests", "late_checks", "settled"), 0
-    )
+        (
+            "worker_lost", "requeued_edits", "requeued_requests", "late_checks", "settled",
+            "released",
+        ),
+        0,
+    )  # fmt: skip
     # A worker stopped while it had the request: read its answer or send it again.
     for submission in Submission.objects.filter(
         status=Submission.Status.RUNNING, lease_expires_at__lt=now
     ).select_related("edit"):
         pipeline.recover_lost(submission)
         counts["worker_lost"] += 1
-    # An edit never started: its task was lost between the commit and the queue.
-    for edit in Edit.objects.filter(status=Edit.Status.QUEUED).filter(
-        models.Q(enqueued_at__lt=stale) | models.Q(enqueued_at=None, created_at__lt=stale)
+    # An edit never started: its task was lost between the commit and the queue (an edit of
+    # a batch still held is not lost: it waits for its turn, below).
+    for edit in (
+        Edit.objects.filter(status=Edit.Status.QUEUED)
+        .filter(models.Q(enqueued_at__lt=stale) | models.Q(enqueued_at=None, created_at__lt=stale))
+        .exclude(batch__isnull=False, enqueued_at=None)
     ):
         services.enqueue_start(edit)
         counts["requeued_edits"] += 1
@@ -65,6 +72,15 @@ def reap() -> dict[str, int]:
         submissions__status__in=Edit.ACTIVE
     ):
         counts["settled"] += edit.settle()
+    # A batch whose edits wait while there is room: an edit ended without releasing the next
+    # (its worker died between settling it and releasing, say).
+    for batch_id in (
+        Batch.objects.filter(edits__status=Edit.Status.QUEUED, edits__enqueued_at=None)
+        .order_by()
+        .distinct()
+        .values_list("pk", flat=True)
+    ):
+        counts["released"] += pipeline.release(batch_id)
     return counts
 
 

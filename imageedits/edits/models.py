@@ -130,6 +130,13 @@ class Edit(StateMachine):
     # The result shown first (history card, share links, team view): always one that exists
     # once the edit has results (Edit.choose, Edit.settle).
     chosen_position = models.PositiveSmallIntegerField(default=0)
+    # The batch or comparison this edit was made in, if any (see Batch).
+    batch = models.ForeignKey(
+        "Batch", on_delete=models.SET_NULL, null=True, blank=True, related_name="edits"
+    )
+    # Its image's name in the batch (a file's name, a URL's last part): its tile's caption
+    # and, with the batch's number, its name in the batch's ZIP of results.
+    batch_name = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -841,3 +848,40 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"To {self.recipient}: {self.text}"
+
+
+class Batch(models.Model):
+    """Edits made in one go: one instruction over many images ("batch"), or one image and
+    instruction over several models ("compare"). Each is an Edit of its own that points here;
+    its edits are created held (queued, never enqueued) and released a few at a time by
+    batches.release, so that a batch never sends all of its requests at once."""
+
+    class Kind(models.TextChoices):
+        BATCH = "batch", "Batch"
+        COMPARE = "compare", "Comparison"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches"
+    )
+    kind = models.CharField(max_length=10, choices=Kind)
+    prompt = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    # A comparison's pick: the edit whose result won.
+    chosen_edit = models.ForeignKey(
+        Edit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.pk}"
+
+    def get_absolute_url(self) -> str:
+        name = "compare-detail" if self.kind == self.Kind.COMPARE else "batch-detail"
+        return reverse(name, args=[self.pk])
+
+    def held(self) -> models.QuerySet:
+        """Its edits not yet released to the queue."""
+        return self.edits.filter(status=Status.QUEUED, enqueued_at=None)

@@ -11,6 +11,9 @@
                       later; queued by the callback view the moment a callback comes, and
                       scheduled after CALLBACK_CHECK_AFTER in case it never does
 
+An edit of a batch (models.Batch) is created held; release() queues its start once fewer than
+BATCH_CONCURRENCY of the batch are under way, and is called again whenever one of them ends.
+
 A worker that dies, or whose RQ job runs out of time, leaves its request running past its lease;
 the reaper (housekeeping.py) hands it to recover_lost, which reads an answer already given (and
 paid for) from the task record, or sends the request again as a try of its own.
@@ -26,6 +29,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -34,7 +38,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import images, storage, upstream
-from .models import Edit, ResultImage, Submission
+from .models import ACTIVE, Batch, Edit, ResultImage, Submission
 
 try:  # RQ stops a job that outlives its timeout by raising this inside it.
     from rq.timeouts import JobTimeoutException as JobTimedOut
@@ -180,7 +184,34 @@ def _retry_or_fail(submission: Submission, error: upstream.UpstreamError) -> Non
 
 def _fail(submission: Submission, code: str, message: str, trace_id: str = "") -> None:
     submission.mark_failed(code, message, trace_id)
-    submission.edit.settle()
+    _settle(submission.edit)
+
+
+def _settle(edit: Edit) -> None:
+    """End the edit if none of its requests is under way; an edit of a batch that ends makes
+    room for the batch's next one."""
+    if edit.settle() and edit.batch_id:
+        release(edit.batch_id)
+
+
+def release(batch_id: int) -> int:
+    """Queue the start of the batch's next held edits, so that at most BATCH_CONCURRENCY of
+    them are under way; returns how many were released. The batch's row is locked, so two
+    edits ending at once cannot both fill the same free place."""
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().filter(pk=batch_id).first()
+        if batch is None:
+            return 0
+        released = batch.edits.filter(status__in=ACTIVE).exclude(enqueued_at=None)
+        free = settings.BATCH_CONCURRENCY - released.count()
+        if free <= 0:
+            return 0
+        edit_ids = list(batch.held().order_by("pk").values_list("pk", flat=True)[:free])
+        # Marked as queued now: should the task be lost, the reaper queues it again.
+        Edit.objects.filter(pk__in=edit_ids).update(enqueued_at=timezone.now())
+        for edit_id in edit_ids:
+            transaction.on_commit(partial(start_edit.enqueue, edit_id))
+    return len(edit_ids)
 
 
 def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
@@ -250,7 +281,7 @@ def finish(submission: Submission, answer: upstream.EditAnswer) -> None:
     except BaseException:
         storage.delete(stored)
         raise
-    edit.settle()
+    _settle(edit)
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,9 @@ def submit(owner, new: NewEdit) -> Edit:
         return create_edit(owner, new)
 
 
-def create_edit(owner, new: NewEdit) -> Edit:
+def create_edit(owner, new: NewEdit, batch=None) -> Edit:
     """Store the edit, its inputs and its requests in one transaction, and queue its run once
-    committed."""
+    committed; an edit of a batch is held instead, for pipeline.release to queue."""
     model = catalog.MODELS[new.model]
     mask = new.mask if model.takes_mask else None
     stored: list[str] = []
@@ -74,6 +74,7 @@ def create_edit(owner, new: NewEdit) -> Edit:
                 keep_unmasked=new.keep_unmasked and mask is not None,
                 credits=total_price(new.model, new.candidates),
                 parent=new.parent,
+                batch=batch,
             )
             if new.collection:
                 edit.collections.add(new.collection)
@@ -97,7 +98,8 @@ def create_edit(owner, new: NewEdit) -> Edit:
             else:
                 requests = [Submission(edit=edit, index=i) for i in range(new.candidates)]
             Submission.objects.bulk_create(requests)
-            transaction.on_commit(lambda: enqueue_start(edit))
+            if batch is None:
+                transaction.on_commit(lambda: enqueue_start(edit))
     except BaseException:
         storage.delete(stored)  # the rows were rolled back: their files go too
         raise

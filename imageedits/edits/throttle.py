@@ -20,17 +20,23 @@ LOGIN_WINDOW = timedelta(minutes=15)
 
 def edit_limit_problem(owner) -> str | None:
     """Why `owner` may not start another edit right now, or None."""
-    in_flight = Edit.objects.filter(owner=owner, status__in=ACTIVE).count()
+    in_flight = _counted(Edit.objects.filter(owner=owner, status__in=ACTIVE))
     if in_flight >= settings.EDITS_IN_FLIGHT:
         return (
             f"You have {in_flight} edit{'s' if in_flight != 1 else ''} under way, the most at "
             "once. Start this one when one of them has finished."
         )
     since = timezone.now() - timedelta(minutes=1)
-    recent = Edit.objects.filter(owner=owner, created_at__gte=since).count()
+    recent = _counted(Edit.objects.filter(owner=owner, created_at__gte=since))
     if recent >= settings.EDITS_PER_MINUTE:
         return f"You have started {recent} edits in the last minute. Wait a moment and try again."
     return None
+
+
+def _counted(edits) -> int:
+    """Edits as the limits count them: a batch or comparison (Edit.batch) counts as one."""
+    alone = edits.filter(batch=None).count()
+    return alone + edits.exclude(batch=None).order_by().values("batch").distinct().count()
 
 
 class LimitReached(Exception):

@@ -274,13 +274,14 @@ def team_budget_left(team: Team) -> BudgetLeft | None:
     return BudgetLeft(name, team.monthly_budget, max(left, ZERO))
 
 
-def budget_problem(person, cost: Decimal | None) -> str | None:
-    """Why an edit costing `cost` would overdraw one of the person's budgets, or None."""
+def budget_problem(person, cost: Decimal | None, what: str = "This edit") -> str | None:
+    """Why an edit (or `what` else) costing `cost` would overdraw one of the person's budgets,
+    or None."""
     if not cost:
         return None
     for budget in budgets_left(person):
         if cost > budget.left:
-            return f"This edit costs {cost:.2f} credits; {budget.name} has {budget.left:.2f} left."
+            return f"{what} costs {cost:.2f} credits; {budget.name} has {budget.left:.2f} left."
     return None
 
 
@@ -288,11 +289,11 @@ class BudgetExceeded(throttle.LimitReached):
     """The edit would spend more than is left of a monthly budget; the message says which."""
 
 
-def hold_budgets(person, cost: Decimal | None) -> None:
+def hold_budgets(person, cost: Decimal | None, what: str = "This edit") -> None:
     """Inside the transaction that creates the edit (the person's row already locked by
     throttle.hold_edit_limits): lock the person's teams too, so that teammates submitting at
     once are counted one after another, then refuse with BudgetExceeded past a budget."""
     teams = Team.objects.filter(pk__in=person.teams.values("pk"))
     list(teams.select_for_update().order_by("pk").values_list("pk"))  # one order: no deadlock
-    if problem := budget_problem(person, cost):
+    if problem := budget_problem(person, cost, what):
         raise BudgetExceeded(problem)

@@ -388,6 +388,8 @@ def cancel(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
     if edit.cancel():
         messages.success(request, "The edit was cancelled.")
+        if edit.batch_id:  # its place in the batch goes to the next image
+            pipeline.release(edit.batch_id)
     return redirect(edit)
 
 
