@@ -83,7 +83,8 @@ def test_share_links_and_the_team_show_the_chosen_result_first(client, alice, bo
         reverse("shared-image", args=[token, "result", 1]),
         reverse("shared-image", args=[token, "result", 0]),
     )
-    assert shared.index(f'<img src="{first}"') < shared.index(f'<img src="{second}"')
+    # Each shown as its preview, linking to the full image.
+    assert shared.index(f'<a href="{first}"') < shared.index(f'<a href="{second}"')
     assert f'<meta property="og:image" content="http://testserver{first}">' in shared
 
     team = Team.objects.create(name="studio")
@@ -95,6 +96,6 @@ def test_share_links_and_the_team_show_the_chosen_result_first(client, alice, bo
         reverse("team-image", args=[edit.pk, "result", 1]),
         reverse("team-image", args=[edit.pk, "result", 0]),
     )
-    assert page.index(f'<img src="{first}"') < page.index(f'<img src="{second}"')
+    assert page.index(f'<a href="{first}"') < page.index(f'<a href="{second}"')
     team_history = client.get(reverse("edit-list"), {"tab": "team"}).content.decode()
     assert reverse("team-image", args=[edit.pk, "thumbnail", 1]) in team_history
