@@ -202,7 +202,7 @@ def create_edit(request: HttpRequest):
     per minute, edits under way: 429) and monthly budgets (402). Answers the new edit, queued;
     read it again until its status is `succeeded` or `failed`."""
     owner = request.auth
-    if _request_bytes(request) > settings.EDIT_MAX_REQUEST_BYTES:
+    if throttle.request_bytes(request) > settings.EDIT_MAX_REQUEST_BYTES:
         raise ApiError(
             413, "too_large",
             f"This edit's images add up to more than "
@@ -267,13 +267,6 @@ def _form_input(request: HttpRequest) -> tuple[QueryDict, MultiValueDict]:
     raise ApiError(
         415, "unsupported_media_type", "Send the edit as application/json or multipart/form-data."
     )
-
-
-def _request_bytes(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
 
 
 @api.get(
@@ -454,7 +447,7 @@ def create_batch(request: HttpRequest):
     limits (429) and with its whole cost against the monthly budgets (402). Its edits run a few
     at a time; read the batch again until `finished`."""
     owner = request.auth
-    if _request_bytes(request) > settings.BATCH_MAX_REQUEST_BYTES:
+    if throttle.request_bytes(request) > settings.BATCH_MAX_REQUEST_BYTES:
         raise ApiError(
             413, "too_large",
             f"This batch's files add up to more than "

@@ -6,7 +6,7 @@ from django import forms
 from django.conf import settings
 
 from . import catalog, services
-from .forms import EditForm, MultipleImageField, _lines, _url_problem, model_choices
+from .forms import EditForm, MultipleImageField, image_url_lines, model_choices, url_problem
 
 
 class BatchForm(EditForm):
@@ -34,12 +34,12 @@ class BatchForm(EditForm):
         return self.cleaned_data["images"]  # counted, sized and decoded by the batch
 
     def clean_image_urls(self) -> list[str]:
-        urls = _lines(self.cleaned_data)
+        urls = image_url_lines(self.cleaned_data)
         if len(urls) > settings.BATCH_MAX_IMAGES:
             raise forms.ValidationError(
                 f"A batch holds at most {settings.BATCH_MAX_IMAGES} images; you gave {len(urls)}."
             )
-        problems = [problem for url in urls if (problem := _url_problem(url))]
+        problems = [problem for url in urls if (problem := url_problem(url))]
         if problems:
             raise forms.ValidationError(problems)
         return urls
@@ -91,7 +91,7 @@ class CompareForm(forms.Form):
 
     def clean_image_url(self) -> str:
         url = self.cleaned_data["image_url"].strip()
-        if url and (problem := _url_problem(url)):
+        if url and (problem := url_problem(url)):
             raise forms.ValidationError(problem)
         return url
 

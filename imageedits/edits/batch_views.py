@@ -16,7 +16,6 @@ from django_htmx.http import HttpResponseStopPolling
 from . import batches, catalog, throttle, usage
 from .batch_forms import BatchForm, CompareForm
 from .models import Batch
-from .views import _request_bytes
 
 
 def _get_batch_for_user(request: HttpRequest, batch_id: int, kind: str) -> Batch:
@@ -33,7 +32,10 @@ def batch_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def batch_new(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST" and _request_bytes(request) > settings.BATCH_MAX_REQUEST_BYTES:
+    if (
+        request.method == "POST"
+        and throttle.request_bytes(request) > settings.BATCH_MAX_REQUEST_BYTES
+    ):
         form = BatchForm(owner=request.user)  # refused before the body is read
         form.add_error(
             None,
@@ -141,7 +143,10 @@ def batch_download(request: HttpRequest, batch_id: int) -> StreamingHttpResponse
 
 @login_required
 def compare_new(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST" and _request_bytes(request) > settings.EDIT_MAX_REQUEST_BYTES:
+    if (
+        request.method == "POST"
+        and throttle.request_bytes(request) > settings.EDIT_MAX_REQUEST_BYTES
+    ):
         form = CompareForm()
         form.add_error(
             None,

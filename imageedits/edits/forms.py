@@ -145,12 +145,12 @@ def id_or_none(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
-def _lines(data) -> list[str]:
+def image_url_lines(data) -> list[str]:
     """The image URLs given, one per line."""
     return [line.strip() for line in (data.get("image_urls") or "").splitlines() if line.strip()]
 
 
-def _url_problem(url: str) -> str | None:
+def url_problem(url: str) -> str | None:
     """Why an image URL cannot be used, or None. Only the address is checked here, so that
     every bad URL is named at once; whether it gives an image is found out by fetching it."""
     try:
@@ -368,7 +368,7 @@ class EditForm(forms.Form):
         """Counted first (with the URLs and carried images), then sized from their headers,
         and only then decoded, each within what is left of the edit's pixel budget."""
         uploads = self.cleaned_data["images"]
-        given = len(uploads) + len(self["carry"].data or []) + len(_lines(self.data))
+        given = len(uploads) + len(self["carry"].data or []) + len(image_url_lines(self.data))
         if given > MAX_INPUTS:
             self._too_many_inputs = True
             raise forms.ValidationError(
@@ -400,8 +400,8 @@ class EditForm(forms.Form):
     def clean_image_urls(self) -> list[str]:
         if self._too_many_inputs:
             return []  # said once, under Images; no address is looked up
-        urls = _lines(self.cleaned_data)
-        problems = [problem for url in urls if (problem := _url_problem(url))]
+        urls = image_url_lines(self.cleaned_data)
+        problems = [problem for url in urls if (problem := url_problem(url))]
         if problems:  # all of them at once, not one per submission
             raise forms.ValidationError(problems)
         return urls

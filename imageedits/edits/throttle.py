@@ -18,6 +18,14 @@ from .models import ACTIVE, Edit
 LOGIN_WINDOW = timedelta(minutes=15)
 
 
+def request_bytes(request) -> int:
+    """The size a request says its body has, to refuse one past a limit before it is read."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 def edit_limit_problem(owner) -> str | None:
     """Why `owner` may not start another edit right now, or None."""
     in_flight = _counted(Edit.objects.filter(owner=owner, status__in=ACTIVE))

@@ -57,7 +57,10 @@ def _get_edit_for_user(request: HttpRequest, edit_id: int) -> Edit:
 
 @login_required
 def new(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST" and _request_bytes(request) > settings.EDIT_MAX_REQUEST_BYTES:
+    if (
+        request.method == "POST"
+        and throttle.request_bytes(request) > settings.EDIT_MAX_REQUEST_BYTES
+    ):
         # Refused before reading the body: Django caps form fields but not files.
         form = EditForm()
         refusal = (
@@ -507,13 +510,6 @@ def _shared_headers(response: HttpResponse) -> HttpResponse:
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Cache-Control"] = "private, no-store"
     return response
-
-
-def _request_bytes(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
 
 
 def _status_context(edit: Edit) -> dict:
