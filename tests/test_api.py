@@ -527,3 +527,16 @@ def test_an_edit_past_a_monthly_budget_is_402_and_nothing_is_kept(api, alice, st
     assert error["message"] == "This edit costs 0.05 credits; your monthly budget has 0.04 left."
     assert not Edit.objects.exists()
     assert stored_files() == []
+
+
+def test_an_admin_revokes_a_token_and_cannot_make_one(api, admin_user):
+    admin = Client()
+    admin.force_login(admin_user)
+    assert admin.get(reverse("admin:edits_apitoken_add")).status_code == 403
+    token = ApiToken.objects.get()
+    answer = admin.post(
+        reverse("admin:edits_apitoken_changelist"),
+        {"action": "revoke", "_selected_action": [token.pk]},
+    )
+    assert answer.status_code == 302
+    assert api.get(EDITS).status_code == 401

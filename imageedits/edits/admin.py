@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .models import (
+    ApiToken,
     Batch,
     Collection,
     Edit,
@@ -97,6 +98,25 @@ class ShareLinkAdmin(admin.ModelAdmin):
     list_display = ["edit", "created_at", "expires_at", "revoked_at", "views", "include_inputs"]
     readonly_fields = ["edit", "token_hash", "created_at", "views"]
     list_select_related = ["edit"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made by their owner, who alone sees them once; an admin can only revoke."""
+
+    list_display = ["name", "owner", "token_end", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    readonly_fields = list_display
+    list_select_related = ["owner"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset) -> None:
+        for token in queryset:
+            token.revoke()
 
 
 @admin.register(Batch)
