@@ -4,10 +4,10 @@ serious or critical violation (contrast, names and labels, landmarks...)."""
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from imageedits.edits import images, services, sharing, teams
+from imageedits.edits import batches, images, services, sharing, teams
 from imageedits.edits.models import Edit
 
-from .conftest import log_in, make_png, run_edit
+from .conftest import log_in, make_png, run_edit, run_tasks
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -49,6 +49,14 @@ def test_every_main_page_passes_axe(page, alice, bob, theme):
     teams.add_comment(bobs_edit, bob, "@alice what do you think?")
     teams.set_status(bobs_edit, bob, "in_review")
     teams.invite(team, alice, "carol@example.com")
+    # A batch of two pictures and a comparison of two models, both run.
+    named = [batches.NamedImage(f"photo-{n}.png", images.reencode(make_png())) for n in (1, 2)]
+    wanted = batches.Settings("make it sepia", "gpt-image-2", "", {}, 1)
+    batch = batches.start_batch(alice, wanted, named)
+    comparison = batches.start_compare(
+        alice, "make it sepia", ["gpt-image-2", "gpt-image-1"], named[0]
+    )
+    run_tasks()
     page.emulate_media(color_scheme=theme)
 
     found = []
@@ -60,7 +68,8 @@ def test_every_main_page_passes_axe(page, alice, bob, theme):
         "/edits/", edit.get_absolute_url(), f"/s/{token}/", "/edits/999999/",
         f"/team/edits/{bobs_edit.pk}/", "/teams/", f"/teams/{team.pk}/",
         f"/teams/{team.pk}/feed/", "/notifications/", "/usage/", f"/usage/team/{team.pk}/",
-        "/settings/tokens/",
+        "/settings/tokens/", "/batches/", "/batches/new/", batch.get_absolute_url(),
+        "/compare/new/", comparison.get_absolute_url(),
     ]  # fmt: skip
     for path in paths:
         page.goto(path)
