@@ -41,10 +41,10 @@ IMAGES_IN_VIEW_LOADED = """() => [...document.images]
 PROMPTS = ["make it sepia", "add a warm golden frame", "mirror it", "dark mode, keep the layout"]
 
 
-def sample_picture() -> bytes:
-    """The simulator's landscape sample: a picture that shows each edit (and stays small as PNG)."""
+def sample_picture(name: str = "landscape") -> bytes:
+    """One of the simulator's samples: a picture that shows each edit (and stays small as PNG)."""
     buffer = io.BytesIO()
-    pixels.make_sample("landscape").save(buffer, format="PNG")
+    pixels.make_sample(name).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -59,12 +59,36 @@ def submit(browser, prompt: str, image: bytes, candidates: int = 1) -> int:
     return int(re.search(r"/edits/(\d+)/$", str(answer.url))[1])
 
 
-def wait_until_ended(browser, edit_id: int) -> None:
+def wait_until_ended(browser, path: str) -> None:
+    """Poll a status URL (an edit's, a batch's, a comparison's) until it says it has ended."""
     deadline = time.monotonic() + 120
-    while browser.get(f"/edits/{edit_id}/status/").status_code != 286:
+    while browser.get(f"{path}status/").status_code != 286:
         if time.monotonic() > deadline:
-            raise SystemExit(f"edit {edit_id} did not end")
+            raise SystemExit(f"{path} did not end")
         time.sleep(0.3)
+
+
+def make_batch_and_comparison(browser) -> tuple[str, str]:
+    """A batch of three pictures and a comparison of three models, both ended."""
+    files = [("images", (f"{name}.png", sample_picture(name), "image/png"))
+             for name in ("landscape", "portrait", "square")]  # fmt: skip
+    answer = browser.post(
+        "/batches/new/",
+        data={"prompt": "make it look like a watercolour", "model": "gpt-image-2",
+              "size": "auto", "candidates": "1"},
+        files=files,
+    )  # fmt: skip
+    batch = re.search(r"/batches/\d+/$", str(answer.url))[0]
+    answer = browser.post(
+        "/compare/new/",
+        data={"prompt": "make it look like a watercolour",
+              "models": ["gpt-image-2", "gpt-image-1.5", "nano-banana-pro"]},
+        files={"image": ("square.png", sample_picture("square"), "image/png")},
+    )  # fmt: skip
+    comparison = re.search(r"/compare/\d+/$", str(answer.url))[0]
+    for path in (batch, comparison):
+        wait_until_ended(browser, path)
+    return batch, comparison
 
 
 def make_history(app, simulator) -> dict[str, str]:
@@ -74,10 +98,10 @@ def make_history(app, simulator) -> dict[str, str]:
     done = [submit(browser, prompt, image, candidates=2 if n == 0 else 1)
             for n, prompt in enumerate(PROMPTS)]  # fmt: skip
     for edit_id in done:
-        wait_until_ended(browser, edit_id)
+        wait_until_ended(browser, f"/edits/{edit_id}/")
     simulator.inject("forbidden")
     failed = submit(browser, "make it look like a famous painting", image)
-    wait_until_ended(browser, failed)
+    wait_until_ended(browser, f"/edits/{failed}/")
     answer = browser.post(f"/edits/{done[0]}/share/", data={"include_inputs": "on"})
     token = re.search(r"/s/([^/\"<\s]+)/", answer.text)[1]
     # A team with an invitation waiting, two edits shared with it and a comment on one.
@@ -87,6 +111,7 @@ def make_history(app, simulator) -> dict[str, str]:
     for edit_id in done[:2]:
         browser.post(f"/edits/{edit_id}/team/").raise_for_status()
     browser.post(f"/edits/{done[0]}/comments/", data={"text": "Warmer than the brief asked."})
+    batch, comparison = make_batch_and_comparison(browser)
     simulator.config.latency = 600  # the next edit stays under way while it is photographed
     running = submit(browser, "turn the sky into a sunset", image)
     browser.close()
@@ -98,6 +123,8 @@ def make_history(app, simulator) -> dict[str, str]:
         "team": team_path,
         "team-feed": f"{team_path}feed/",
         "usage": "/usage/",
+        "batch": batch,
+        "compare": comparison,
     }
 
 
