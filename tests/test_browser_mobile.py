@@ -37,6 +37,13 @@ def test_every_page_fits_a_phone_screen(phone, alice):
     log_in(phone)
     expect(phone.get_by_role("complementary")).to_contain_text("Replace-the-background")
     assert page_width_overflow(phone) <= 0, "the new edit form"
+    phone.get_by_label("Images", exact=True).set_input_files(
+        {"name": "photo.png", "mimeType": "image/png", "buffer": make_png(640, 480)}
+    )
+    expect(phone.get_by_text("photo.png")).to_be_visible()
+    choose = phone.get_by_text("choose files").bounding_box()
+    zone = phone.locator(".dropzone").bounding_box()
+    assert choose["x"] + choose["width"] < zone["x"] + zone["width"], "words run out of the zone"
 
     phone.goto(edit.get_absolute_url())
     expect(phone.get_by_role("img", name="Edited image 2")).to_be_visible()
