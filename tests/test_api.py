@@ -4,12 +4,14 @@ downloaded, share links; every rule and limit the web form's, every error JSON w
 import io
 import json
 import logging
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from PIL import Image
 
 from imageedits.edits import api_tokens, images, services
@@ -305,6 +307,7 @@ def test_the_edits_under_way_limit_is_429(api, alice, settings):
     error = error_of(response)
     assert error["code"] == "limit_reached"
     assert error["message"].startswith("You have 1 edit under way, the most at once.")
+    assert "Retry-After" not in response  # nobody knows when the edit under way will end
 
 
 def test_the_per_minute_limit_is_429_and_shared_with_the_web_form(api, alice, settings):
@@ -316,9 +319,11 @@ def test_the_per_minute_limit_is_429_and_shared_with_the_web_form(api, alice, se
     web.post(reverse("edit-new"), {"prompt": "blur", "model": "gpt-image-2", "images": [image]})
     Edit.objects.update(status=Edit.Status.SUCCEEDED)
     image = SimpleUploadedFile("a.png", make_png(), "image/png")
+    Edit.objects.update(created_at=timezone.now() - timedelta(seconds=20))
     response = api.post_form(EDITS, {"prompt": "blur", "images": [image]})
     assert response.status_code == 429
     assert "in the last minute" in error_of(response)["message"]
+    assert 39 <= int(response["Retry-After"]) <= 40  # when the edit 20 s ago leaves the minute
 
 
 def test_a_request_over_the_size_limit_is_413_before_it_is_read(api, settings):

@@ -88,7 +88,10 @@ def _error(request, status: int, code: str, message: str, fields=None) -> HttpRe
 
 @api.exception_handler(ApiError)
 def _api_error(request, exc: ApiError) -> HttpResponse:
-    return _error(request, exc.status_code, exc.code, exc.message, exc.fields)
+    response = _error(request, exc.status_code, exc.code, exc.message, exc.fields)
+    if exc.status_code == 429 and (seconds := throttle.retry_after(request.auth)):
+        response["Retry-After"] = str(seconds)
+    return response
 
 
 @api.exception_handler(AuthenticationError)

@@ -2,6 +2,7 @@
 once, and failed log-ins."""
 
 import contextlib
+import math
 import unicodedata
 from datetime import timedelta
 
@@ -39,6 +40,19 @@ def edit_limit_problem(owner) -> str | None:
     if recent >= settings.EDITS_PER_MINUTE:
         return f"You have started {recent} edits in the last minute. Wait a moment and try again."
     return None
+
+
+def retry_after(owner) -> int | None:
+    """Seconds until the per-minute limit lets `owner` start another edit, for a Retry-After
+    header; None while edits under way hold them back (no one knows when those will end)."""
+    if _counted(Edit.objects.filter(owner=owner, status__in=ACTIVE)) >= settings.EDITS_IN_FLIGHT:
+        return None
+    now = timezone.now()
+    recent = Edit.objects.filter(owner=owner, created_at__gte=now - timedelta(minutes=1))
+    if _counted(recent) < settings.EDITS_PER_MINUTE:
+        return None
+    oldest = recent.order_by("created_at").values_list("created_at", flat=True).first()
+    return max(1, math.ceil(60 - (now - oldest).total_seconds()))
 
 
 def _counted(edits) -> int:
