@@ -1,6 +1,8 @@
 """axe-core (axe-playwright-python) on every main page, in the light and the dark theme: no
 serious or critical violation (contrast, names and labels, landmarks...)."""
 
+import io
+
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
@@ -50,11 +52,12 @@ def test_every_main_page_passes_axe(page, alice, bob, theme):
     teams.set_status(bobs_edit, bob, "in_review")
     teams.invite(team, alice, "carol@example.com")
     # A batch of two pictures and a comparison of two models, both run.
-    named = [batches.NamedImage(f"photo-{n}.png", images.reencode(make_png())) for n in (1, 2)]
+    sources = [batches.Source(f"photo-{n}.png", upload=io.BytesIO(make_png())) for n in (1, 2)]
     wanted = batches.Settings("make it sepia", "gpt-image-2", "", {}, 1)
-    batch = batches.start_batch(alice, wanted, named)
+    batch = batches.start_batch(alice, wanted, sources)
+    named = batches.NamedImage("photo-1.png", images.reencode(make_png()))
     comparison = batches.start_compare(
-        alice, "make it sepia", ["gpt-image-2", "gpt-image-1"], named[0]
+        alice, "make it sepia", ["gpt-image-2", "gpt-image-1"], named
     )
     run_tasks()
     page.emulate_media(color_scheme=theme)

@@ -38,11 +38,12 @@ def test_a_batch_is_made_from_urls_and_read_back_until_finished(api, alice, simu
     assert made["id"] == batch.pk and made["kind"] == "batch"
     assert made["total"] == 2 and made["finished"] is False
     assert made["counts"]["queued"] == 2
+    assert made["preparing"] == 2  # answered before any URL is fetched
     assert made["credits"] == 0.1
 
     run_tasks()
     read = api.get(f"{BATCHES}{batch.pk}/").json()
-    assert read["finished"] is True and read["done"] == 2
+    assert read["finished"] is True and read["done"] == 2 and read["preparing"] == 0
     assert read["counts"]["succeeded"] == 2
     assert [edit["status"] for edit in read["edits"]] == ["succeeded", "succeeded"]
     assert sorted(batch.edits.values_list("batch_name", flat=True)) == [
@@ -51,13 +52,22 @@ def test_a_batch_is_made_from_urls_and_read_back_until_finished(api, alice, simu
     ]
 
 
-def test_a_bad_url_is_a_400_in_the_apis_shape(api, simulator):
-    missing = urls(simulator, "nothing")[0]
-    response = api.post_json(BATCHES, {"prompt": "p", "image_urls": [missing]})
-    assert response.status_code == 400
-    error = response.json()["error"]
-    assert error["code"] == "invalid"
-    assert error["message"].startswith(f"“{missing}” cannot be used")
+def test_a_url_without_an_image_fails_its_own_edit_with_the_reason(api, simulator):
+    square, missing = urls(simulator, "square", "nothing")
+    response = api.post_json(BATCHES, {"prompt": "p", "image_urls": [square, missing]})
+    assert response.status_code == 201
+
+    run_tasks()
+
+    read = api.get(f"{BATCHES}{response.json()['id']}/").json()
+    assert read["counts"]["succeeded"] == 1 and read["counts"]["failed"] == 1
+    failed = Edit.objects.get(batch_name="nothing.png")
+    assert failed.error_message.startswith(f"“{missing}” cannot be used: the address answered")
+
+
+def test_a_private_address_is_a_400_at_once(api):
+    response = api.post_json(BATCHES, {"prompt": "p", "image_urls": ["http://127.0.0.1/a.png"]})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid"
     assert not Edit.objects.exists()
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import expect
 
+from imageedits.edits import batches
 from imageedits.edits.models import Batch, PersonBudget
 
 from .conftest import log_in, make_png
@@ -201,3 +202,46 @@ def test_the_budget_left_is_shown_and_a_batch_past_it_refused_as_a_whole(page, a
         "This batch of 3 edits costs 0.15 credits; your monthly budget has 0.12 left."
     )
     assert not Batch.objects.exists()
+
+
+def test_the_batch_page_opens_at_once_and_fills_in_as_its_images_are_read(page, alice):
+    log_in(page)  # no worker: the images are read below, one after another, as a task would
+    page.goto("/batches/new/")
+    notes = {"name": "notes.png", "mimeType": "image/png", "buffer": b"hello"}
+    page.get_by_label("Images", exact=True).set_input_files([image("beach.png"), notes])
+    page.get_by_label("Instruction").fill("Make it sepia")
+    page.get_by_role("button", name="Start batch").click()
+
+    expect(page.get_by_text("Preparing 2 images…")).to_be_visible()
+    tiles = page.get_by_role("list", name="Images of the batch").get_by_role("listitem")
+    expect(tiles.filter(has_text="Preparing")).to_have_count(2)
+
+    for edit_id in Batch.objects.get().edits.order_by("pk").values_list("pk", flat=True):
+        batches.prepare_image.call(edit_id)
+
+    expect(page.get_by_text("0 succeeded · 1 failed · 0 running · 1 queued")).to_be_visible()
+    expect(page.get_by_text("Preparing 2 images…")).to_have_count(0)
+    expect(tiles.filter(has_text="notes.png")).to_contain_text(
+        "“notes.png” cannot be used: It is not a PNG, JPEG or WebP image that can be read."
+    )
+    expect(tiles.filter(has_text="beach.png")).to_contain_text("Queued")
+
+
+def test_the_compare_page_shows_the_cost_of_the_ticked_models_before_submitting(page, alice):
+    PersonBudget.objects.create(person=alice, monthly_budget=Decimal("0.30"))
+    log_in(page)
+    page.goto("/compare/new/")
+    cost = page.locator("[data-compare-cost]")
+    budget = page.get_by_text("Your monthly budget: 0.30 of 0.30 credits left")
+    expect(cost).to_have_text(
+        "Comparison cost: 0.05 + 0.03 + 0.35 = 0.43 credits (3 models, one result each)."
+    )
+    expect(budget).to_contain_text("not enough for this comparison")
+
+    page.get_by_label("nano-banana-pro").uncheck()
+    page.get_by_label("nano-banana", exact=True).check()
+
+    expect(cost).to_have_text(
+        "Comparison cost: 0.05 + 0.03 + 0.14 = 0.22 credits (3 models, one result each)."
+    )
+    expect(budget).to_have_text("Your monthly budget: 0.30 of 0.30 credits left this month.")

@@ -447,8 +447,10 @@ def create_batch(request: HttpRequest):
     """One instruction, model and settings over many images (up to the batch limit), each its
     own edit: as JSON with image URLs, or as a multipart form with image files, a ZIP of images
     and URLs. Checked as the batch page checks it; the batch counts as one edit against the
-    limits (429) and with its whole cost against the monthly budgets (402). Its edits run a few
-    at a time; read the batch again until `finished`."""
+    limits (429) and with its whole cost against the monthly budgets (402). The answer comes at
+    once: its images are then read (decoded, or fetched from their URLs) one by one, `preparing`
+    counting those still to read; an image that cannot be used fails its own edit, with the
+    reason. Its edits run a few at a time; read the batch again until `finished`."""
     owner = request.auth
     if throttle.request_bytes(request) > settings.BATCH_MAX_REQUEST_BYTES:
         raise ApiError(
@@ -468,15 +470,14 @@ def create_batch(request: HttpRequest):
         raise ApiError(400, "invalid", next(iter(fields.values()))[0], fields)
     cleaned = form.cleaned_data
     try:
-        model = catalog.MODELS[cleaned["model"]]
-        named = batches.collect_images(
-            model, cleaned["images"], cleaned["archive"], cleaned["image_urls"]
+        sources = batches.collect_images(
+            cleaned["images"], cleaned["archive"], cleaned["image_urls"]
         )
         wanted = batches.Settings(
-            cleaned["prompt"], model.name, cleaned["size"], cleaned["params"],
+            cleaned["prompt"], cleaned["model"], cleaned["size"], cleaned["params"],
             cleaned["candidates"],
         )  # fmt: skip
-        batch = batches.start_batch(owner, wanted, named)
+        batch = batches.start_batch(owner, wanted, sources)
     except batches.BatchRefused as refusal:
         raise ApiError(400, "invalid", str(refusal)) from refusal
     except usage.BudgetExceeded as refusal:

@@ -303,6 +303,10 @@ class BatchOut(Schema):
     total: int = Field(description="Its edits.")
     done: int = Field(description="Its edits that have ended (succeeded, failed or cancelled).")
     finished: bool = Field(description="Whether every edit has ended.")
+    preparing: int = Field(
+        description="Its images still being read (decoded, or fetched from their URLs); their "
+        "edits are queued meanwhile. An image that cannot be used fails its edit."
+    )
     counts: BatchCountsOut = Field(description="Its edits by status.")
     credits: float | None = Field(description="What its edits cost, when the prices are known.")
     web_url: str
@@ -320,6 +324,7 @@ def batch_detail(request: HttpRequest, batch: Batch, progress) -> dict:
         "total": progress.total,
         "done": progress.done,
         "finished": progress.finished,
+        "preparing": progress.preparing,
         "counts": {status: progress.counts.get(status, 0) for status in Edit.Status.values},
         "credits": None if None in prices else float(sum(prices)),
         "web_url": request.build_absolute_uri(batch.get_absolute_url()),

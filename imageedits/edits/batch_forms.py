@@ -1,12 +1,23 @@
 """The forms that start a batch and a comparison. They check what they are given, with the
-new-edit form's own rules (size, parameters, URLs, instruction length); reading, decoding and
-fetching the images is batches.collect_images's, after the form is valid."""
+new-edit form's own rules (size, parameters, URLs, instruction length); counting and sizing the
+images is batches.collect_images's, after the form is valid, and decoding and fetching them
+batches.prepare_image's, after the request."""
 
 from django import forms
 from django.conf import settings
 
 from . import catalog, services
 from .forms import EditForm, MultipleImageField, image_url_lines, model_choices, url_problem
+
+
+def model_prices() -> dict[str, str]:
+    """Each model's credits per result ("" if it has no price), for the cost a batch or a
+    comparison shows while its form is filled in."""
+    prices = {}
+    for name, _ in model_choices():
+        price = services.unit_price(name)
+        prices[name] = "" if price is None else str(price)
+    return prices
 
 
 class BatchForm(EditForm):
@@ -31,7 +42,7 @@ class BatchForm(EditForm):
         self.fields["archive"].widget.attrs["accept"] = ".zip,application/zip"
 
     def clean_images(self) -> list:
-        return self.cleaned_data["images"]  # counted, sized and decoded by the batch
+        return self.cleaned_data["images"]  # counted and sized by the batch, decoded later
 
     def clean_image_urls(self) -> list[str]:
         urls = image_url_lines(self.cleaned_data)
@@ -59,14 +70,6 @@ class BatchForm(EditForm):
                 f"characters; this one has {len(prompt):,}.",
             )
         return cleaned
-
-    def prices(self) -> dict[str, str]:
-        """Each model's credits per result, for the cost shown while the form is filled in."""
-        prices = {}
-        for name, _ in model_choices():
-            price = services.unit_price(name)
-            prices[name] = "" if price is None else str(price)
-        return prices
 
 
 class CompareForm(forms.Form):

@@ -13,8 +13,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from . import batches, catalog, throttle, usage
-from .batch_forms import BatchForm, CompareForm
+from . import batches, throttle, usage
+from .batch_forms import BatchForm, CompareForm, model_prices
 from .models import Batch
 
 
@@ -47,14 +47,11 @@ def batch_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            model = catalog.MODELS[data["model"]]
-            named = batches.collect_images(
-                model, data["images"], data["archive"], data["image_urls"]
-            )
+            sources = batches.collect_images(data["images"], data["archive"], data["image_urls"])
             wanted = batches.Settings(
                 data["prompt"], data["model"], data["size"], data["params"], data["candidates"]
             )
-            return redirect(batches.start_batch(request.user, wanted, named))
+            return redirect(batches.start_batch(request.user, wanted, sources))
         except (batches.BatchRefused, throttle.LimitReached) as refusal:
             form.add_error(None, str(refusal))
     return _batch_form(request, form, status=400 if form.errors else 200)
@@ -63,7 +60,7 @@ def batch_new(request: HttpRequest) -> HttpResponse:
 def _batch_form(request: HttpRequest, form: BatchForm, status: int) -> HttpResponse:
     context = {
         "form": form,
-        "prices": form.prices(),
+        "prices": model_prices(),
         "max_images": settings.BATCH_MAX_IMAGES,
         "concurrency": settings.BATCH_CONCURRENCY,
         **form.model_context(),
@@ -170,7 +167,12 @@ def compare_new(request: HttpRequest) -> HttpResponse:
 
 
 def _compare_form(request, form: CompareForm, problems=(), status: int = 200) -> HttpResponse:
-    context = {"form": form, "problems": problems, "budgets": usage.budgets_left(request.user)}
+    context = {
+        "form": form,
+        "problems": problems,
+        "budgets": usage.budgets_left(request.user),
+        "prices": model_prices(),
+    }
     return render(request, "batches/compare_new.html", context, status=status)
 
 

@@ -2,30 +2,37 @@
 
 A batch is one instruction, model and settings over many images (files, a ZIP or URLs), an Edit
 for each image. A comparison is one image and instruction over several models, an Edit for each
-model with the model's defaults. Either way the edits are created held and the pipeline
-releases them a few at a time (pipeline.release, BATCH_CONCURRENCY); the person's limits count
+model with the model's defaults. Either way the edits are created held (a batch's once its
+image is read, by the task prepare_image, after the request) and the pipeline releases them a
+few at a time (pipeline.release, BATCH_CONCURRENCY); the person's limits count
 the whole group as one edit (throttle), and their budgets are checked for the whole group.
 """
 
 import io
+import logging
 import posixpath
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 
 from django import forms
 from django.conf import settings
 from django.db import models, transaction
+from django.tasks import task
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 from django.utils.text import slugify
 
-from . import catalog, fetch, images, pipeline, services, throttle, usage
+from . import catalog, fetch, images, pipeline, services, storage, throttle, usage
 from .forms import fitted_input
-from .models import ACTIVE, Batch, Edit, Status
+from .models import ACTIVE, PREPARING, Batch, Edit, InputImage, Status
 
-# All the images of one batch together: each is decoded in the request that brings it, and
-# decoding costs CPU by the pixel (200 photos of 5 megapixels).
+logger = logging.getLogger(__name__)
+
+# All the images of one batch together, from their headers: each is then decoded by a task,
+# and decoding costs CPU by the pixel (200 photos of 5 megapixels).
 BATCH_MAX_PIXELS = 1_000_000_000
 # Enough of a ZIP member to read an image's width and height from its header.
 HEADER_BYTES = 64 * 1024
@@ -52,15 +59,31 @@ class Settings:
     candidates: int
 
 
-# --- Reading a batch's images ------------------------------------------------------------------
+# --- Taking a batch's images in ------------------------------------------------------------------
 
 
-def collect_images(
-    model: catalog.ImageModel, uploads: list, archive, urls: list[str]
-) -> list[NamedImage]:
-    """Every image of a batch, decoded and re-encoded as `model` takes it: uploaded files, the
-    images in a ZIP, then the images at the URLs. Counted first, then sized from their headers
-    (a ZIP from what it declares), and only then read, decoded or fetched."""
+@dataclass(frozen=True)
+class Source:
+    """One image of a batch as it was given, not yet read: an uploaded file, an entry of the
+    ZIP, or a URL. Its name is the file's, the entry's or the URL's last part."""
+
+    name: str
+    upload: object = None
+    entry: tuple[zipfile.ZipFile, zipfile.ZipInfo] | None = None
+    url: str = ""
+
+    def open(self):
+        """Its bytes, as a file (a ZIP entry read now, never past what it declares)."""
+        if self.entry:
+            return _zip_read(*self.entry)
+        return self.upload
+
+
+def collect_images(uploads: list, archive, urls: list[str]) -> list[Source]:
+    """Every image of a batch, as given: uploaded files, the images in a ZIP, then the URLs.
+    Only what needs no decoding is checked here, in the request, every refusal at once: the
+    count, each image's bytes (a ZIP's from its directory), and the pixels of all of them from
+    their headers. Decoding, fitting to the model and fetching are prepare_image's, later."""
     opened, members = _zip_members(archive) if archive else (None, [])
     count = len(uploads) + len(members) + len(urls)
     if count == 0:
@@ -71,29 +94,18 @@ def collect_images(
         )
     for upload in uploads:
         _check_bytes(upload.name, upload.size)
-    sized = [(upload.name, header_size(upload.file)) for upload in uploads]
-    sized += [(name, _zip_header_size(opened, info)) for name, info in members]
-    pixels = sum(width * height for _, (width, height) in sized)
+    sized = [header_size(upload.file) for upload in uploads]
+    sized += [_zip_header_size(opened, info) for _, info in members]
+    pixels = sum(width * height for width, height in sized)
     if pixels > BATCH_MAX_PIXELS:
         raise BatchRefused(
             f"These images have {pixels / 1_000_000:,.0f} megapixels in all; a batch takes at "
             f"most {BATCH_MAX_PIXELS // 1_000_000:,}. Send fewer or smaller ones."
         )
-    named = [_decoded(upload.name, upload.file, model) for upload in uploads]
-    named += [_decoded(name, _zip_read(opened, info), model) for name, info in members]
-    budget = fetch.Budget(
-        bytes_left=settings.BATCH_MAX_REQUEST_BYTES, pixels_left=BATCH_MAX_PIXELS - pixels
-    )
-    problems = []
-    for url in urls:
-        name = _url_name(url)
-        try:
-            named.append(NamedImage(name, _fitted(model, fetch.fetch_image(url, budget), name)))
-        except fetch.FetchRefused as error:
-            problems.append(f"“{url[:80]}” cannot be used: {error}")
-    if problems:  # every bad URL at once
-        raise BatchRefused(" ".join(problems))
-    return named
+    sources = [Source(upload.name, upload=upload.file) for upload in uploads]
+    sources += [Source(name, entry=(opened, info)) for name, info in members]
+    sources += [Source(_url_name(url), url=url) for url in urls]
+    return sources
 
 
 def read_one(upload, url: str) -> NamedImage:
@@ -130,6 +142,16 @@ def _decoded(name: str, data, model: catalog.ImageModel | None) -> NamedImage:
     except images.InvalidImage as error:
         raise BatchRefused(f"“{name[:80]}” cannot be used: {error}") from error
     return NamedImage(name, _fitted(model, image, name) if model else image)
+
+
+def _fetched(name: str, url: str, model: catalog.ImageModel) -> NamedImage:
+    """The image at the URL, fetched with a budget of its own (time, bytes, pixels): a batch
+    of many URLs does not share one deadline."""
+    try:
+        image = fetch.fetch_image(url, fetch.Budget())
+    except fetch.FetchRefused as error:
+        raise BatchRefused(f"“{url[:80]}” cannot be used: {error}") from error
+    return NamedImage(name, _fitted(model, image, name))
 
 
 def _fitted(model: catalog.ImageModel, image: images.EncodedImage, name: str):
@@ -194,25 +216,107 @@ def batch_cost(model_name: str, candidates: int, count: int) -> Decimal | None:
     return None if price is None else price * count
 
 
-def start_batch(owner, wanted: Settings, named: list[NamedImage]) -> Batch:
-    """Create the batch and an edit for each image, held for pipeline.release, if the person's
-    limits (the batch counts as one edit) and budgets (its whole cost) allow it:
-    throttle.LimitReached or usage.BudgetExceeded if not, and nothing is created."""
-    cost = batch_cost(wanted.model, wanted.candidates, len(named))
-    what = f"This batch of {len(named)} edits"
-    with transaction.atomic():
-        throttle.hold_edit_limits(owner)
-        usage.hold_budgets(owner, cost, what)
-        batch = Batch.objects.create(owner=owner, kind=Batch.Kind.BATCH, prompt=wanted.prompt)
-        for item in named:
-            new = services.NewEdit(
-                prompt=wanted.prompt, model=wanted.model, size=wanted.size, uploads=[item.image],
-                urls=[], params=wanted.params, candidates=wanted.candidates,
-            )  # fmt: skip
-            edit = services.create_edit(owner, new, batch=batch)
-            Edit.objects.filter(pk=edit.pk).update(batch_name=item.name[:200])
-        transaction.on_commit(lambda: pipeline.release(batch.pk))
+def start_batch(owner, wanted: Settings, sources: list[Source]) -> Batch:
+    """Create the batch and an edit for each image, if the person's limits (the batch counts
+    as one edit) and budgets (its whole cost) allow it: throttle.LimitReached or
+    usage.BudgetExceeded if not. Each image is stored as it came and its edit waits for it
+    (Edit.pending_file, Edit.pending_url) while prepare_image reads it, after the commit. If
+    anything fails on the way, nothing is kept: no row, no stored file."""
+    cost = batch_cost(wanted.model, wanted.candidates, len(sources))
+    what = f"This batch of {len(sources)} edits"
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            throttle.hold_edit_limits(owner)
+            usage.hold_budgets(owner, cost, what)
+            batch = Batch.objects.create(owner=owner, kind=Batch.Kind.BATCH, prompt=wanted.prompt)
+            for source in sources:
+                new = services.NewEdit(
+                    prompt=wanted.prompt, model=wanted.model, size=wanted.size, uploads=[],
+                    urls=[], params=wanted.params, candidates=wanted.candidates,
+                )  # fmt: skip
+                edit = services.create_edit(owner, new, batch=batch)
+                pending_file = "" if source.url else storage.save_upload(source.open())
+                if pending_file:
+                    stored.append(pending_file)
+                # Queued now: should the task be lost, the reaper queues it again.
+                Edit.objects.filter(pk=edit.pk).update(
+                    batch_name=source.name[:200], pending_file=pending_file,
+                    pending_url=source.url, enqueued_at=timezone.now(),
+                )  # fmt: skip
+                transaction.on_commit(partial(prepare_image.enqueue, edit.pk))
+    except BaseException:
+        storage.delete(stored)  # the rows were rolled back: their files go too
+        raise
     return batch
+
+
+# An image of a batch that cannot be used: its edit fails with this code and the reason.
+UNUSABLE_IMAGE = "unusable_image"
+
+
+@task
+def prepare_image(edit_id: int) -> None:
+    """Read one image of a batch as the new-edit form reads an image: decode and re-encode it,
+    or fetch its URL, and fit it to the model; store it as the edit's input and release the
+    edit (pipeline.release). An image that cannot be used fails its edit, with the reason
+    naming the image; the batch's other images go ahead. The image as it came is deleted."""
+    edit = Edit.objects.filter(PREPARING, pk=edit_id).first()
+    if edit is None:
+        return  # deleted, or prepared by another run of this task
+    if edit.status != Status.QUEUED:
+        _drop_pending(edit)  # cancelled while it waited
+        return
+    try:
+        named = _read_pending(edit)
+    except BatchRefused as refusal:
+        edit.mark_failed(UNUSABLE_IMAGE, str(refusal))
+        _drop_pending(edit)
+        return
+    except Exception:
+        logger.exception("Preparing the image of edit %s failed", edit.pk)
+        edit.mark_failed("internal_error", pipeline.INTERNAL_ERROR)
+        _drop_pending(edit)
+        return
+    stored = [storage.save("inputs", named.image)]
+    try:
+        stored.append(storage.save("previews", images.preview(named.image.content)))
+        with transaction.atomic():
+            # Only the run that clears the pending image stores the input, and the edit is then
+            # held; a second run of this task, or a cancel in between, leaves it as it is.
+            ready = Edit.objects.filter(
+                pk=edit.pk, status=Status.QUEUED, pending_file=edit.pending_file.name,
+                pending_url=edit.pending_url,
+            ).update(pending_file="", pending_url="", enqueued_at=None)  # fmt: skip
+            if ready:
+                InputImage.objects.create(
+                    edit=edit, position=0, file=stored[0], preview=stored[1],
+                    width=named.image.width, height=named.image.height,
+                )  # fmt: skip
+    except BaseException:
+        storage.delete(stored)
+        raise
+    if not ready:
+        storage.delete(stored)
+        _drop_pending(edit)
+        return
+    storage.delete([edit.pending_file.name] if edit.pending_file else [])
+    pipeline.release(edit.batch_id)
+
+
+def _read_pending(edit: Edit) -> NamedImage:
+    if edit.pending_url:
+        return _fetched(edit.batch_name, edit.pending_url, edit.image_model)
+    with edit.pending_file.open("rb") as data:
+        return _decoded(edit.batch_name, data, edit.image_model)
+
+
+def _drop_pending(edit: Edit) -> None:
+    """The edit will never use the image as it came: forget it, and delete its file."""
+    if Edit.objects.filter(
+        pk=edit.pk, pending_file=edit.pending_file.name, pending_url=edit.pending_url
+    ).update(pending_file="", pending_url="", enqueued_at=None):
+        storage.delete([edit.pending_file.name] if edit.pending_file else [])
 
 
 def compare_problems(model_names: list[str], prompt: str, named: NamedImage) -> list[str]:
@@ -259,11 +363,13 @@ def start_compare(owner, prompt: str, model_names: list[str], named: NamedImage)
 
 @dataclass(frozen=True)
 class Progress:
-    """How far a batch has come: its edits by status."""
+    """How far a batch has come: its edits by status, and how many of its images are still
+    being read (their edits queued meanwhile)."""
 
     counts: dict[str, int]
     # Moves whenever any of its edits moves (their progress counters summed, with the counts).
     signature: str
+    preparing: int = 0
 
     @property
     def total(self) -> int:
@@ -289,18 +395,24 @@ class Progress:
 
 def progress(batch: Batch) -> Progress:
     rows = batch.edits.values("status").annotate(
-        count=models.Count("pk"), moves=models.Sum("progress")
+        count=models.Count("pk"),
+        moves=models.Sum("progress"),
+        preparing=models.Count("pk", filter=PREPARING),
     )
     counts = {row["status"]: row["count"] for row in rows}
     moves = sum(row["moves"] or 0 for row in rows)
-    signature = f"{moves}-" + "-".join(f"{counts.get(status, 0)}" for status in Status.values)
-    return Progress(counts, signature)
+    preparing = sum(row["preparing"] for row in rows if row["status"] == Status.QUEUED)
+    signature = f"{moves}-{preparing}-" + "-".join(
+        f"{counts.get(status, 0)}" for status in Status.values
+    )
+    return Progress(counts, signature, preparing)
 
 
 def retry_failed(batch: Batch) -> int:
     """Run the batch's failed edits again, held and released like the first time, if the
     person's limits and budgets allow it (throttle.LimitReached if not). Returns how many."""
-    failed = list(batch.edits.filter(status=Status.FAILED))
+    # An image that could not be used would fail again: it has no input to send.
+    failed = list(batch.edits.filter(status=Status.FAILED).exclude(error_code=UNUSABLE_IMAGE))
     if not failed:
         return 0
     cost = sum((edit.credits or Decimal(0) for edit in failed), Decimal(0))

@@ -14,8 +14,8 @@ from django.db import models
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 
-from . import pipeline, services, storage
-from .models import Batch, Edit, InputImage, ResultImage, Submission
+from . import batches, pipeline, services, storage
+from .models import PREPARING, Batch, Edit, InputImage, ResultImage, Submission
 
 # django-tasks-db keeps a row for every task, and the row of a task whose worker was killed
 # stays RUNNING for ever (the reaper recovers the edit, not the row). No task runs for a day:
@@ -33,7 +33,7 @@ def reap() -> dict[str, int]:
     counts = dict.fromkeys(
         (
             "worker_lost", "requeued_edits", "requeued_requests", "late_checks", "settled",
-            "released",
+            "released", "requeued_preparations",
         ),
         0,
     )  # fmt: skip
@@ -49,9 +49,17 @@ def reap() -> dict[str, int]:
         Edit.objects.filter(status=Edit.Status.QUEUED)
         .filter(models.Q(enqueued_at__lt=stale) | models.Q(enqueued_at=None, created_at__lt=stale))
         .exclude(batch__isnull=False, enqueued_at=None)
+        .exclude(PREPARING)
     ):
         services.enqueue_start(edit)
         counts["requeued_edits"] += 1
+    # An image of a batch still waits to be read long after its task was queued: the task was
+    # lost, or its worker died. Queued again after a conditional update (one reaper wins); a
+    # cancelled edit's task then only deletes the image as it came.
+    for edit in Edit.objects.filter(PREPARING, enqueued_at__lt=stale):
+        if Edit.objects.filter(pk=edit.pk, enqueued_at=edit.enqueued_at).update(enqueued_at=now):
+            batches.prepare_image.enqueue(edit.pk)
+            counts["requeued_preparations"] += 1
     # A request waits in the queue of a running edit, but its task was lost.
     for submission in Submission.objects.filter(
         status=Submission.Status.QUEUED, edit__status=Edit.Status.RUNNING
@@ -91,7 +99,8 @@ def sweep_orphans(older_than: timedelta) -> int:
     referenced = set()
     for row in InputImage.objects.values_list("file", "preview"):
         referenced.update(name for name in row if name)
-    referenced.update(name for name in Edit.objects.values_list("mask", flat=True) if name)
+    for row in Edit.objects.values_list("mask", "pending_file"):
+        referenced.update(name for name in row if name)
     for row in ResultImage.objects.values_list("file", "raw_file", "thumbnail", "preview"):
         referenced.update(name for name in row if name)
     cutoff = timezone.now() - older_than

@@ -28,6 +28,8 @@ class Status(models.TextChoices):
 
 
 ACTIVE = (Status.QUEUED, Status.RUNNING)
+# An edit of a batch whose image is still to be read (Edit.pending_file, Edit.pending_url).
+PREPARING = ~models.Q(pending_file="", pending_url="")
 # Signs what an edit page's poll sends back (Edit.progress_token).
 PROGRESS_SIGNER = signing.Signer(salt="imageedits.edit-progress")
 
@@ -137,6 +139,11 @@ class Edit(StateMachine):
     # Its image's name in the batch (a file's name, a URL's last part): its tile's caption
     # and, with the batch's number, its name in the batch's ZIP of results.
     batch_name = models.CharField(max_length=200, blank=True)
+    # While its batch prepares its image (batches.prepare_image): the image as it was given,
+    # stored as uploaded (or its URL, not yet fetched); both empty once its input is stored.
+    # Meanwhile `enqueued_at` is when its preparation was queued (the reaper's lease).
+    pending_file = models.FileField(blank=True)
+    pending_url = models.URLField(max_length=2000, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -195,6 +202,11 @@ class Edit(StateMachine):
                 [edit_id, int(owner_id), status, int(progress)],
             )
             return cursor.fetchone() is not None
+
+    @property
+    def is_preparing(self) -> bool:
+        """Its image, given to a batch, is still being read (see Batch.preparing)."""
+        return bool(self.pending_file or self.pending_url)
 
     @property
     def waited(self) -> float | None:
@@ -605,7 +617,7 @@ def delete_stored_files(sender, instance, **kwargs) -> None:
     """A deleted row takes its files along, once the deletion is committed."""
     files = [
         getattr(instance, name, None)
-        for name in ("file", "raw_file", "thumbnail", "preview", "mask")
+        for name in ("file", "raw_file", "thumbnail", "preview", "mask", "pending_file")
     ]
     names = [file.name for file in files if file]
 
@@ -883,5 +895,9 @@ class Batch(models.Model):
         return reverse(name, args=[self.pk])
 
     def held(self) -> models.QuerySet:
-        """Its edits not yet released to the queue."""
+        """Its edits not yet released to the queue (their images ready)."""
         return self.edits.filter(status=Status.QUEUED, enqueued_at=None)
+
+    def preparing(self) -> models.QuerySet:
+        """Its edits whose image is still being read, never released until it is."""
+        return self.edits.filter(PREPARING, status=Status.QUEUED)

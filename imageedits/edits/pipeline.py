@@ -11,7 +11,8 @@
                       later; queued by the callback view the moment a callback comes, and
                       scheduled after CALLBACK_CHECK_AFTER in case it never does
 
-An edit of a batch (models.Batch) is created held; release() queues its start once fewer than
+An edit of a batch (models.Batch) is created held, once its image is prepared
+(batches.prepare_image); release() queues its start once fewer than
 BATCH_CONCURRENCY of the batch are under way, and is called again whenever one of them ends.
 
 A worker that dies, or whose RQ job runs out of time, leaves its request running past its lease;
@@ -38,7 +39,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import images, storage, upstream
-from .models import ACTIVE, Batch, Edit, ResultImage, Submission
+from .models import ACTIVE, PREPARING, Batch, Edit, ResultImage, Submission
 
 try:  # RQ stops a job that outlives its timeout by raising this inside it.
     from rq.timeouts import JobTimeoutException as JobTimedOut
@@ -202,7 +203,9 @@ def release(batch_id: int) -> int:
         batch = Batch.objects.select_for_update().filter(pk=batch_id).first()
         if batch is None:
             return 0
+        # Under way: released and not ended (an edit being prepared is not released yet).
         released = batch.edits.filter(status__in=ACTIVE).exclude(enqueued_at=None)
+        released = released.exclude(PREPARING)
         free = settings.BATCH_CONCURRENCY - released.count()
         if free <= 0:
             return 0

@@ -106,8 +106,14 @@ def create_edit(owner, new: NewEdit, batch=None) -> Edit:
     return edit
 
 
+class NoInput(ValueError):
+    """The edit has no image to run again (a batch's image that could not be used)."""
+
+
 def run_again(edit: Edit) -> Edit:
     """A new edit with everything of `edit`: instruction, model, size, parameters, inputs, mask."""
+    if not edit.inputs.exists():
+        raise NoInput("This edit has no image to run again: its image could not be used.")
     uploads = [stored_image(item.file) for item in edit.inputs.all() if item.file]
     new = NewEdit(
         prompt=edit.prompt,
@@ -142,7 +148,10 @@ def enqueue_start(edit: Edit) -> None:
 
 def rerun_edit(edit: Edit) -> bool:
     """Run a failed edit again, every request of it from the start, if the person's limit of
-    edits under way and their budgets allow it (throttle.LimitReached if not)."""
+    edits under way and their budgets allow it (throttle.LimitReached if not). An edit with no
+    input (a batch's image that could not be used) has nothing to run."""
+    if not edit.inputs.exists():
+        return False
     with transaction.atomic():
         throttle.hold_edit_limits(edit.owner)
         usage.hold_budgets(edit.owner, edit.credits)

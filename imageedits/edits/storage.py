@@ -1,4 +1,5 @@
-"""Stored image files: inputs, masks, results and thumbnails, under names the server makes.
+"""Stored image files: inputs, masks, results and thumbnails, under names the server makes; and
+a batch's images as they were uploaded, until they are prepared (uploads/).
 
 Images are stored by the services and the pipeline (already re-encoded), never uploaded through
 a model form, so no name a user sent ever reaches the storage.
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from .images import EncodedImage, content_type_for
 
-KINDS = ("inputs", "results", "thumbnails", "previews", "masks")
+KINDS = ("inputs", "results", "thumbnails", "previews", "masks", "uploads")
 
 
 def new_name(kind: str, extension: str) -> str:
@@ -24,6 +25,13 @@ def new_name(kind: str, extension: str) -> str:
 def save(kind: str, image: EncodedImage) -> str:
     """Store the image; returns its name."""
     return default_storage.save(new_name(kind, image.extension), File(image.file))
+
+
+def save_upload(data) -> str:
+    """Store a file of a batch as it came, not yet read (batches.prepare_image reads it, then
+    deletes it); returns its name. The name says nothing of what the file claims to be."""
+    data.seek(0)
+    return default_storage.save(new_name("uploads", "bin"), File(data))
 
 
 def read(stored) -> bytes:

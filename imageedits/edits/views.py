@@ -380,7 +380,7 @@ def run_again(request: HttpRequest, edit_id: int) -> HttpResponse:
     edit = _get_edit_for_user(request, edit_id)
     try:
         return redirect(services.run_again(edit))
-    except throttle.LimitReached as refusal:
+    except (services.NoInput, throttle.LimitReached) as refusal:
         messages.error(request, str(refusal))
         return redirect(edit)
 

@@ -1,6 +1,7 @@
 // The new-batch page: files picked, a folder picked or dropped (its images only, from every
 // subfolder), counted with the URLs, and the batch's cost shown before it is submitted:
 // images x results per image x the model's price. The server checks it all again.
+// The compare page: its cost, the sum of each ticked model's price, follows the ticks.
 (function () {
   "use strict";
 
@@ -102,7 +103,35 @@
     update();
   }
 
+  function setUpCompare(form) {
+    const costLine = form.querySelector("[data-compare-cost]");
+    const prices = JSON.parse(document.getElementById("compare-prices").textContent);
+
+    function update() {
+      const ticked = Array.from(form.querySelectorAll("[name=models]:checked")).map(function (box) { return box.value; });
+      const unpriced = ticked.filter(function (model) { return !prices[model]; });
+      const total = ticked.reduce(function (sum, model) { return sum + (parseFloat(prices[model]) || 0); }, 0);
+      form.querySelectorAll("[data-budget-left]").forEach(function (line) {
+        const short = total > parseFloat(line.dataset.budgetLeft);
+        line.querySelector("[data-budget-short]").textContent = short ? ", not enough for this comparison" : "";
+      });
+      if (!ticked.length) {
+        costLine.textContent = "Comparison cost: tick the models to see it.";
+      } else if (unpriced.length) {
+        costLine.textContent = "Comparison of " + ticked.length + " model" + (ticked.length === 1 ? "" : "s") +
+          "; no price is configured for " + unpriced.join(", ") + ".";
+      } else {
+        costLine.textContent = "Comparison cost: " + ticked.map(function (model) { return prices[model]; }).join(" + ") +
+          " = " + total.toFixed(2) + " credits (" + ticked.length + " model" + (ticked.length === 1 ? "" : "s") + ", one result each).";
+      }
+    }
+
+    form.addEventListener("change", update);
+    update();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-batch-form]").forEach(setUp);
+    document.querySelectorAll("[data-compare-form]").forEach(setUpCompare);
   });
 })();
