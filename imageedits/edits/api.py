@@ -19,7 +19,6 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
 from ninja import Field, NinjaAPI, Path, Query, Schema, Status
@@ -84,6 +83,16 @@ class ApiError(HttpError):
 def _error(request, status: int, code: str, message: str, fields=None) -> HttpResponse:
     detail = {"code": code, "message": message, **({"fields": fields} if fields else {})}
     return api.create_response(request, {"error": detail}, status=status)
+
+
+def _form_refused(form) -> ApiError:
+    """A form's refusal as a 400: its first message, and every field's ("request" for the
+    form as a whole)."""
+    fields = {
+        "request" if name == "__all__" else name: [error["message"] for error in errors]
+        for name, errors in form.errors.get_json_data().items()
+    }
+    return ApiError(400, "invalid", next(iter(fields.values()))[0], fields)
 
 
 @api.exception_handler(ApiError)
@@ -205,23 +214,15 @@ def create_edit(request: HttpRequest):
     per minute, edits under way: 429) and monthly budgets (402). Answers the new edit, queued;
     read it again until its status is `succeeded` or `failed`."""
     owner = request.auth
-    if throttle.request_bytes(request) > settings.EDIT_MAX_REQUEST_BYTES:
-        raise ApiError(
-            413, "too_large",
-            f"This edit's images add up to more than "
-            f"{filesizeformat(settings.EDIT_MAX_REQUEST_BYTES)}; send fewer or smaller ones.",
-        )  # fmt: skip
+    limit = settings.EDIT_MAX_REQUEST_BYTES
+    if problem := throttle.oversized_problem(request, limit, "This edit's images"):
+        raise ApiError(413, "too_large", problem)
     if problem := throttle.edit_limit_problem(owner):  # before any image URL is fetched
         raise ApiError(429, "limit_reached", problem)
     data, files = _form_input(request)
     form = forms.EditForm(data, files, owner=owner)
     if not form.is_valid():
-        fields = {
-            "request" if name == "__all__" else name: [error["message"] for error in errors]
-            for name, errors in form.errors.get_json_data().items()
-        }
-        first = next(iter(fields.values()))[0]
-        raise ApiError(400, "invalid", first, fields)
+        raise _form_refused(form)
     try:
         edit = services.submit(owner, form.new_edit())
     except usage.BudgetExceeded as refusal:  # waiting would not help, unlike the limits
@@ -307,9 +308,7 @@ def list_edits(request: HttpRequest, filters: Query[HistoryFilters]):
         del values["starred"]
     gallery = GalleryFilter(values, owner=request.auth)
     if not gallery.is_valid():
-        fields = {name: [e["message"] for e in errors]
-                  for name, errors in gallery.errors.get_json_data().items()}  # fmt: skip
-        raise ApiError(400, "invalid", next(iter(fields.values()))[0], fields)
+        raise _form_refused(gallery)
     paginator = Paginator(gallery.apply(request.auth.edits.all()), PAGE_SIZE)
     if not 1 <= page_number <= paginator.num_pages:
         raise ApiError(404, "not_found", f"There are {paginator.num_pages} pages.")
@@ -452,22 +451,15 @@ def create_batch(request: HttpRequest):
     counting those still to read; an image that cannot be used fails its own edit, with the
     reason. Its edits run a few at a time; read the batch again until `finished`."""
     owner = request.auth
-    if throttle.request_bytes(request) > settings.BATCH_MAX_REQUEST_BYTES:
-        raise ApiError(
-            413, "too_large",
-            f"This batch's files add up to more than "
-            f"{filesizeformat(settings.BATCH_MAX_REQUEST_BYTES)}; send fewer or smaller ones.",
-        )  # fmt: skip
+    limit = settings.BATCH_MAX_REQUEST_BYTES
+    if problem := throttle.oversized_problem(request, limit, "This batch's files"):
+        raise ApiError(413, "too_large", problem)
     if problem := throttle.edit_limit_problem(owner):  # before any image URL is fetched
         raise ApiError(429, "limit_reached", problem)
     data, files = _batch_input(request)
     form = BatchForm(data, files, owner=owner)
     if not form.is_valid():
-        fields = {
-            "request" if name == "__all__" else name: [error["message"] for error in errors]
-            for name, errors in form.errors.get_json_data().items()
-        }
-        raise ApiError(400, "invalid", next(iter(fields.values()))[0], fields)
+        raise _form_refused(form)
     cleaned = form.cleaned_data
     try:
         sources = batches.collect_images(

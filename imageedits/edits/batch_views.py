@@ -32,16 +32,10 @@ def batch_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def batch_new(request: HttpRequest) -> HttpResponse:
-    if (
-        request.method == "POST"
-        and throttle.request_bytes(request) > settings.BATCH_MAX_REQUEST_BYTES
-    ):
+    limit = settings.BATCH_MAX_REQUEST_BYTES
+    if problem := throttle.oversized_problem(request, limit, "This batch's files"):
         form = BatchForm(owner=request.user)  # refused before the body is read
-        form.add_error(
-            None,
-            f"This batch's files add up to more than "
-            f"{filesizeformat(settings.BATCH_MAX_REQUEST_BYTES)}; send fewer or smaller ones.",
-        )
+        form.add_error(None, problem)
         return _batch_form(request, form, status=413)
     form = BatchForm(request.POST or None, request.FILES or None, owner=request.user)
     if request.method == "POST" and form.is_valid():
@@ -72,7 +66,7 @@ def _batch_form(request: HttpRequest, form: BatchForm, status: int) -> HttpRespo
 @require_GET
 def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
     batch = _get_batch_for_user(request, batch_id, Batch.Kind.BATCH)
-    return render(request, "batches/detail.html", _batch_context(batch))
+    return render(request, "batches/detail.html", _group_context(batch, "results"))
 
 
 @login_required
@@ -82,11 +76,12 @@ def batch_status(request: HttpRequest, batch_id: int) -> HttpResponse:
     """The polled progress and tiles: 204 while nothing changed since the page's `seen`, 286
     (stop polling) once every edit has ended."""
     batch = _get_batch_for_user(request, batch_id, Batch.Kind.BATCH)
-    return _poll(request, batch, "batches/detail.html#progress", _batch_context(batch))
+    return _poll(request, batch, "batches/detail.html#progress", _group_context(batch, "results"))
 
 
-def _batch_context(batch: Batch) -> dict:
-    edits = batch.edits.order_by("pk").prefetch_related("results")
+def _group_context(batch: Batch, *related: str) -> dict:
+    """A batch's or comparison's page: its edits (with `related` fetched) and its progress."""
+    edits = batch.edits.order_by("pk").prefetch_related(*related)
     first = edits.first()
     return {"batch": batch, "edits": edits, "first": first, "progress": batches.progress(batch)}
 
@@ -180,7 +175,7 @@ def _compare_form(request, form: CompareForm, problems=(), status: int = 200) ->
 @require_GET
 def compare_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
     batch = _get_batch_for_user(request, batch_id, Batch.Kind.COMPARE)
-    return render(request, "batches/compare.html", _compare_context(batch))
+    return render(request, "batches/compare.html", _group_context(batch, "results", "inputs"))
 
 
 @login_required
@@ -188,13 +183,12 @@ def compare_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
 @never_cache
 def compare_status(request: HttpRequest, batch_id: int) -> HttpResponse:
     batch = _get_batch_for_user(request, batch_id, Batch.Kind.COMPARE)
-    return _poll(request, batch, "batches/compare.html#side_by_side", _compare_context(batch))
-
-
-def _compare_context(batch: Batch) -> dict:
-    edits = batch.edits.order_by("pk").prefetch_related("results", "inputs")
-    first = edits.first()
-    return {"batch": batch, "edits": edits, "first": first, "progress": batches.progress(batch)}
+    return _poll(
+        request,
+        batch,
+        "batches/compare.html#side_by_side",
+        _group_context(batch, "results", "inputs"),
+    )
 
 
 @login_required

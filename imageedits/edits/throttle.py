@@ -12,6 +12,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from .models import ACTIVE, Edit
@@ -25,6 +26,14 @@ def request_bytes(request) -> int:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0
+
+
+def oversized_problem(request, limit: int, what: str) -> str | None:
+    """Why a request says it is too large to read (`what` names its images), or None. Checked
+    before the body is read: Django caps form fields but not files."""
+    if request.method != "POST" or request_bytes(request) <= limit:
+        return None
+    return f"{what} add up to more than {filesizeformat(limit)}; send fewer or smaller ones."
 
 
 def edit_limit_problem(owner) -> str | None:

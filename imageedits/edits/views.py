@@ -14,7 +14,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import filesizeformat, pluralize
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -57,16 +57,9 @@ def _get_edit_for_user(request: HttpRequest, edit_id: int) -> Edit:
 
 @login_required
 def new(request: HttpRequest) -> HttpResponse:
-    if (
-        request.method == "POST"
-        and throttle.request_bytes(request) > settings.EDIT_MAX_REQUEST_BYTES
-    ):
-        # Refused before reading the body: Django caps form fields but not files.
+    limit = settings.EDIT_MAX_REQUEST_BYTES
+    if refusal := throttle.oversized_problem(request, limit, "This edit's images"):
         form = EditForm()
-        refusal = (
-            f"This edit's images add up to more than "
-            f"{filesizeformat(settings.EDIT_MAX_REQUEST_BYTES)}; send fewer or smaller ones."
-        )
         context = {"form": form, "refusal": refusal, "recent": [], **form.model_context()}
         return render(request, "edits/new.html", context, status=413)
     initial = forms.starting_values(request.GET, request.user)
